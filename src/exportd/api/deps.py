@@ -1,0 +1,37 @@
+"""Dependencies routes declare, as Annotated aliases that read like a sentence."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy import Row
+
+from exportd.domain.errors import Unauthorized
+from exportd.services import Services
+
+COOKIE = "access_token"
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.runtime.services
+
+
+def bearer_or_cookie(request: Request) -> str | None:
+    authorization = request.headers.get("authorization", "")
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return request.cookies.get(COOKIE) or None
+
+
+async def get_current_user(request: Request, services: Annotated[Services, Depends(get_services)]) -> Row:
+    token = bearer_or_cookie(request)
+    if token is None:
+        raise Unauthorized()
+    return await services.authenticate(token)
+
+
+AppServices = Annotated[Services, Depends(get_services)]
+CurrentUser = Annotated[Row, Depends(get_current_user)]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]

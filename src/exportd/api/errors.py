@@ -1,0 +1,70 @@
+"""Domain errors become HTTP here, and only here."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from exportd.domain import errors
+from exportd.views import error_view
+
+log = logging.getLogger(__name__)
+
+STATUS_BY_CODE = {
+    "BAD_REQUEST": 400,
+    "UNAUTHORIZED": 401,
+    "FORBIDDEN": 403,
+    "NOT_FOUND": 404,
+    "CONFLICT": 409,
+    "GONE": 410,
+    "RATE_LIMIT_EXCEEDED": 429,
+    "INTERNAL_ERROR": 500,
+}
+CODE_BY_STATUS = {status: code for code, status in STATUS_BY_CODE.items()}
+
+
+def error_response(status: int, message: str, code: str, **extra) -> JSONResponse:
+    return JSONResponse({"success": False, "error": message, "code": code, **extra}, status_code=status)
+
+
+def describe_validation(error: RequestValidationError) -> tuple[str, str]:
+    """The first problem, naming its field in the client's own terms (e.g. options.pixelToMicrometerScale)."""
+    first = error.errors()[0]
+    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "header")]
+    field = ".".join(location)
+    if first.get("type") == "json_invalid":
+        return "The request body is not valid JSON.", "body"
+    if first.get("type") == "missing" and not field:
+        return "A request body is required.", "body"
+    message = first.get("msg", "Invalid value")
+    return (f"{field}: {message}" if field else message), field
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(errors.ExportdError)
+    async def _domain(request: Request, error: errors.ExportdError) -> JSONResponse:
+        status = 413 if isinstance(error, errors.PayloadTooLarge) else STATUS_BY_CODE[error.code]
+        headers = {"Retry-After": str(error.retry_after)} if isinstance(error, errors.TooManyActiveExports) else None
+        if isinstance(error, errors.Unauthorized):
+            headers = {"WWW-Authenticate": "Bearer"}
+        return JSONResponse(error_view(error), status_code=status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        message, field = describe_validation(error)
+        return error_response(400, message, "BAD_REQUEST", field=field)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = CODE_BY_STATUS.get(error.status_code, "BAD_REQUEST" if error.status_code < 500 else "INTERNAL_ERROR")
+        message = error.detail if isinstance(error.detail, str) else "Request failed"
+        return error_response(error.status_code, message, code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "Internal server error", "INTERNAL_ERROR")

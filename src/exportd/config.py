@@ -1,0 +1,77 @@
+"""Settings, read from ``EXPORTD_*`` environment variables or passed in.
+
+Nothing here runs at import time: ``Settings()`` is built by the CLI or a test
+and handed to ``create_app``; ``Settings.resolved()`` fills in the defaults that
+depend on the data folder (database file, secret key, storage).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EXPORTD_", extra="ignore")
+
+    data_dir: Path = Path("exportd-data")
+    database_url: str | None = None  #: default: SQLite in the data folder
+    secret_key: str | None = None  #: default: generated once, kept in the data folder (0600)
+    public_url: str = ""  #: prefix of download URLs in events; empty means relative
+
+    max_active_exports_per_user: int = Field(1, ge=1)
+    worker_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    job_timeout_seconds: float = Field(1800, gt=0)
+    retention_seconds: float = Field(86400, gt=0)
+    download_token_seconds: float = Field(600, gt=0)
+    access_token_seconds: float = Field(7 * 86400, gt=0)
+
+    lease_seconds: float = Field(30, gt=0)  #: a worker renews its lease every third of this
+    max_attempts: int = Field(3, ge=1)  #: attempts before a job whose lease expires fails
+    store_check_seconds: float = Field(0.5, gt=0)  #: fallback cancel check against the store
+    progress_interval_seconds: float = Field(0.25, ge=0)  #: at most one stored progress event per job this often
+    janitor_interval_seconds: float = Field(60, gt=0)
+    retry_after_seconds: int = Field(5, ge=1)
+
+    max_json_body_bytes: int = Field(1_048_576, ge=1024)
+    max_upload_bytes: int = Field(64 * 1_048_576, ge=1024)
+
+    password_hash_fast: bool = False  #: cheaper argon2 parameters (tests only)
+    pipeline_item_delay_seconds: float = Field(0, ge=0)  #: benchmark-only: every item takes this long
+    cors_origins: list[str] = []
+
+    def resolved(self) -> Settings:
+        """A copy with every data-folder default filled in (creates the folder)."""
+        data_dir = self.data_dir.expanduser().resolve()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        database_url = self.database_url or f"sqlite+aiosqlite:///{data_dir / 'exportd.db'}"
+        secret_key = self.secret_key or _kept_secret(data_dir / "secret_key")
+        return self.model_copy(update={"data_dir": data_dir, "database_url": database_url, "secret_key": secret_key})
+
+    @property
+    def is_sqlite(self) -> bool:
+        return (self.database_url or "").startswith("sqlite")
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.data_dir / "storage"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.data_dir / "exports"
+
+
+def _kept_secret(path: Path) -> str:
+    """Read the secret kept at `path`, creating it (mode 0600) the first time."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        key = secrets.token_urlsafe(48)
+        handle.write(key)
+    return key

@@ -1,0 +1,1 @@
+"""The domain core: job states, events, options and errors. No web, no database."""

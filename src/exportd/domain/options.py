@@ -1,0 +1,59 @@
+"""Export options, as a client sends them (camelCase) and as the pipeline reads them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+AnnotationFormat = Literal["coco", "yolo", "json"]
+MetricsFormat = Literal["excel", "csv", "json"]
+
+HEX_COLOR = r"^#[0-9a-fA-F]{6}$"
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        strict=True,
+    )
+
+
+class PolygonColors(_Options):
+    external: str = Field("#00ff00", pattern=HEX_COLOR)
+    internal: str = Field("#ff0000", pattern=HEX_COLOR)
+
+
+class VisualizationOptions(_Options):
+    show_numbers: bool = True
+    polygon_colors: PolygonColors = PolygonColors()
+    stroke_width: int = Field(2, ge=1, le=50)
+    font_size: int = Field(16, ge=6, le=200)
+    transparency: float = Field(0.3, ge=0.0, le=1.0)
+
+
+class ExportOptions(_Options):
+    """What one export contains. Unknown or ill-typed fields are rejected by name."""
+
+    include_original_images: bool = True
+    include_visualizations: bool = False
+    include_documentation: bool = True
+    visualization_options: VisualizationOptions = VisualizationOptions()
+    annotation_formats: list[AnnotationFormat] = ["coco", "json"]
+    metrics_formats: list[MetricsFormat] = []
+    selected_image_ids: list[str] | None = None
+    pixel_to_micrometer_scale: float | None = Field(None, ge=0.001, le=1000)
+
+    @field_validator("annotation_formats", "metrics_formats", "selected_image_ids")
+    @classmethod
+    def _no_duplicates(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        return list(dict.fromkeys(value))
+
+    def to_json(self) -> dict:
+        return self.model_dump(mode="json", by_alias=True)

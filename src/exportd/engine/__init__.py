@@ -1,0 +1,1 @@
+"""Running exports: the in-process worker pool (and, scaled out, Celery workers)."""

@@ -1,0 +1,97 @@
+"""Housekeeping that keeps every job moving and every file accounted for.
+
+* A `processing` job whose lease expired (its worker died or stalled) goes back
+  to `pending`, or to `failed` (retryable) once it used all its attempts.
+* A `processing` job past its time limit is cancelled with reason `timeout`.
+* A completed export past its retention loses its file (a download is then 410),
+  and folders of jobs that no longer need them are deleted.
+
+Every change is a guarded transition, so several nodes may sweep at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from datetime import timedelta
+
+from exportd.config import Settings
+from exportd.domain.jobs import CancelReason
+from exportd.store.repository import utcnow
+from exportd.store.uow import Store
+
+log = logging.getLogger(__name__)
+
+
+class Reaper:
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+
+    async def sweep(self) -> None:
+        await self.reap_expired_leases()
+        await self.cancel_overdue()
+        await self.expire_files()
+        await self.remove_orphan_folders()
+
+    async def run_forever(self, interval: float) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("sweep failed")
+            await asyncio.sleep(interval)
+
+    async def reap_expired_leases(self) -> int:
+        now = utcnow()
+        async with self.store.read() as repo:
+            expired = await repo.expired_leases(now)
+        changed = 0
+        for job in expired:
+            async with self.store.write() as repo:
+                if job.attempt < self.settings.max_attempts:
+                    row = await repo.requeue(job.id, job.attempt, lease_expired_before=now)
+                else:
+                    row = await repo.fail(job.id, job.attempt, lease_expired_before=now, retryable=True,
+                                          code="WORKER_LOST",
+                                          error=f"The export stopped responding {job.attempt} times")
+            changed += row is not None
+        return changed
+
+    async def cancel_overdue(self) -> int:
+        started_before = utcnow() - timedelta(seconds=self.settings.job_timeout_seconds)
+        async with self.store.read() as repo:
+            overdue = await repo.overdue_jobs(started_before)
+        changed = 0
+        for job in overdue:
+            async with self.store.write() as repo:
+                changed += await repo.cancel(job.id, reason=CancelReason.TIMEOUT, cancelled_by=None) is not None
+        return changed
+
+    async def expire_files(self) -> int:
+        completed_before = utcnow() - timedelta(seconds=self.settings.retention_seconds)
+        async with self.store.read() as repo:
+            expired = await repo.expired_files(completed_before)
+        for job in expired:
+            async with self.store.write() as repo:
+                await repo.mark_expired(job.id)
+            shutil.rmtree(self.settings.exports_dir / job.id, ignore_errors=True)
+        return len(expired)
+
+    async def remove_orphan_folders(self) -> int:
+        """Delete job folders no job needs: cancelled, failed, expired, discarded or unknown."""
+        root = self.settings.exports_dir
+        if not root.is_dir():
+            return 0
+        folders = {entry.name: entry for entry in root.iterdir() if entry.is_dir()}
+        async with self.store.read() as repo:
+            live = await repo.live_job_ids(folders)
+        removed = 0
+        for job_id, folder in folders.items():
+            if job_id not in live:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
+        return removed

@@ -1,0 +1,1 @@
+"""Building one export ZIP: the pipeline, the archive and one module per format."""

@@ -1,0 +1,117 @@
+"""The export ZIP: a thin writer over `zipfile`, and the names of things inside it."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import zipfile
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+from exportd.export.source import ImageData
+
+CHUNK_SIZE = 1024 * 1024
+MAX_PROJECT_NAME = 60
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class ArchiveWriter:
+    """Writes one ZIP file entry by entry; `abort()` removes a half-written one."""
+
+    def __init__(self, path: Path, generated_at: datetime | None = None) -> None:
+        self.path = path
+        self.generated_at = generated_at or datetime.now().astimezone()  #: entry times, "created" fields
+        self._stamp = self.generated_at.timetuple()[:6]
+        self._names: dict[str, None] = {}
+        self._file = open(path, "wb")  # noqa: SIM115 - closed by close() or abort()
+        self._zip = zipfile.ZipFile(self._file, "w", allowZip64=True)
+
+    @property
+    def names(self) -> list[str]:
+        """Entry names written so far, in order."""
+        return list(self._names)
+
+    def write_file(self, arcname: str, path: Path, compress: bool = False) -> None:
+        """Copy a file from disk in chunks; stored by default (images are already compressed)."""
+        size = path.stat().st_size
+        with open(path, "rb") as source, self._open(arcname, compress, size) as target:
+            shutil.copyfileobj(source, target, CHUNK_SIZE)
+
+    def write_bytes(self, arcname: str, data: bytes, compress: bool = True) -> None:
+        with self._open(arcname, compress, len(data)) as target:
+            target.write(data)
+
+    def write_text(self, arcname: str, text: str, compress: bool = True) -> None:
+        self.write_bytes(arcname, text.encode("utf-8"), compress)
+
+    def write_json(self, arcname: str, obj: Any) -> None:
+        self.write_text(arcname, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
+
+    def close(self) -> int:
+        """Finish the ZIP and return its size in bytes."""
+        self._zip.close()
+        self._file.close()
+        return self.path.stat().st_size
+
+    def abort(self) -> None:
+        """Close whatever is open and delete the partial file."""
+        try:
+            self._zip.close()
+        except Exception:  # noqa: BLE001 - the file is deleted anyway
+            pass
+        self._file.close()
+        self.path.unlink(missing_ok=True)
+
+    def _open(self, arcname: str, compress: bool, size: int) -> IO[bytes]:
+        name = _checked(arcname)
+        if name in self._names:
+            raise ValueError(f"duplicate ZIP entry: {name}")
+        self._names[name] = None
+        info = zipfile.ZipInfo(name, date_time=self._stamp)
+        info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+        info.external_attr = 0o644 << 16
+        info.file_size = size  # lets zipfile decide on ZIP64 before writing
+        return self._zip.open(info, "w")
+
+
+def export_file_name(project_name: str, job_id: str) -> str:
+    """`Demo_spheroids_<jobid>.zip`: safe on every filesystem, unique per job."""
+    stem = _safe(project_name)[:MAX_PROJECT_NAME].strip("._-") or "export"
+    return f"{stem}_{_safe(job_id) or 'job'}.zip"
+
+
+def image_file_names(images: Iterable[ImageData]) -> dict[str, str]:
+    """A safe, unique file name inside the ZIP for every image, by image id.
+
+    Every writer that names a file after an image uses this, so `images/<name>`,
+    COCO's `file_name` and per-image annotation files always agree.
+    """
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for number, image in enumerate(images, 1):
+        base = PurePosixPath(image.name.replace("\\", "/")).name
+        base = re.sub(r"[\x00-\x1f\x7f]", "", base).strip() or f"image_{number}.png"
+        name, counter = base, 1
+        while name.lower() in taken:
+            counter += 1
+            stem, dot, suffix = base.rpartition(".")
+            name = f"{stem}_{counter}.{suffix}" if dot and stem else f"{base}_{counter}"
+        taken.add(name.lower())
+        names[image.id] = name
+    return names
+
+
+def _safe(text: str) -> str:
+    collapsed = _UNSAFE.sub("_", text.strip())
+    return re.sub(r"_{2,}", "_", collapsed).strip("_")
+
+
+def _checked(arcname: str) -> str:
+    path = PurePosixPath(arcname)
+    if not arcname or path.is_absolute() or ".." in path.parts or "\\" in arcname:
+        raise ValueError(f"unsafe ZIP entry name: {arcname!r}")
+    return str(path)

@@ -1,0 +1,155 @@
+"""One export, step by step, cancellable between items.
+
+Stages run in the order of `STAGES`. Before it starts, the pipeline counts the
+items of every stage (one image in a stage, one document, and closing the ZIP),
+so the overall percentage grows by the same step per item, never goes back, and
+reaches 100 only once the ZIP is closed. Before every item it asks the job
+whether to go on; whatever stops it, the partial ZIP is deleted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+
+from exportd.domain.options import ExportOptions
+from exportd.export.archive import ArchiveWriter, export_file_name, image_file_names
+from exportd.export.context import STAGES, StepContext
+from exportd.export.documentation import write_metadata, write_readme
+from exportd.export.formats import writer_for
+from exportd.export.source import ProjectSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class ExportResult:
+    path: Path
+    size: int  #: bytes
+    file_name: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def build_export(
+    project: ProjectSnapshot,
+    options: ExportOptions,
+    out_dir: Path,
+    *,
+    job_id: str,
+    generated_at: datetime,
+    ctx: StepContext,
+) -> ExportResult:
+    """Write the ZIP for `options` into `out_dir`; raises ExportCancelled when told to stop."""
+    project = _selected(project, options)
+    annotation_writers = [writer_for("annotations", name) for name in options.annotation_formats]
+    metrics_writers = [writer_for("metrics", name) for name in options.metrics_formats]
+    job = _Recorder(ctx)
+    if options.include_visualizations:
+        job.warn("Visualizations are not available yet; the export has none.")
+    images = len(project.images)
+    progress = _Progress(
+        job,
+        {
+            "images": images if options.include_original_images else 0,
+            "visualizations": 0,  # not produced yet; one item per image once they are
+            "annotations": images * len(annotation_writers),
+            "metrics": images * len(metrics_writers),
+            "documentation": 1 + options.include_documentation,
+            "compression": 1,
+        },
+    )
+    file_name = export_file_name(project.name, job_id)
+    archive = ArchiveWriter(out_dir / file_name, generated_at)
+    try:
+        if options.include_original_images:
+            _copy_images(project, archive, job, progress)
+        for writer in (*annotation_writers, *metrics_writers):
+            writer.write(project, options, archive, job, progress.stage(writer.group))
+        if options.include_documentation:
+            job.raise_if_cancelled()
+            write_readme(archive, project, options)
+            progress.stage("documentation").done("README.md")
+        job.raise_if_cancelled()
+        write_metadata(archive, project, options, job_id=job_id, warnings=job.warnings)
+        progress.stage("documentation").done("metadata.json")
+        job.raise_if_cancelled()
+        size = archive.close()
+        progress.stage("compression").done("ZIP written")
+    except BaseException:
+        archive.abort()
+        raise
+    return ExportResult(archive.path, size, file_name, list(job.warnings))
+
+
+def _selected(project: ProjectSnapshot, options: ExportOptions) -> ProjectSnapshot:
+    """The project with only the selected images, in project order."""
+    if options.selected_image_ids is None:
+        return project
+    wanted = set(options.selected_image_ids)
+    return replace(project, images=tuple(i for i in project.images if i.id in wanted))
+
+
+def _copy_images(
+    project: ProjectSnapshot, archive: ArchiveWriter, ctx: StepContext, progress: _Progress
+) -> None:
+    names = image_file_names(project.images)
+    stage = progress.stage("images")
+    for image in project.images:
+        ctx.raise_if_cancelled()
+        if image.path.is_file():
+            archive.write_file(f"images/{names[image.id]}", image.path)
+        else:
+            ctx.warn(f"{image.name}: the original file is missing from storage; not included")
+        stage.done(image.name)
+
+
+class _Recorder:
+    """The job's context, keeping a copy of the warnings for the result and metadata.json."""
+
+    def __init__(self, ctx: StepContext) -> None:
+        self._ctx = ctx
+        self.warnings: list[str] = []
+
+    def raise_if_cancelled(self) -> None:
+        self._ctx.raise_if_cancelled()
+
+    def advance(self, stage: str, current: int, total: int, percent: float, message: str = "") -> None:
+        self._ctx.advance(stage, current, total, percent, message)
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        self._ctx.warn(message)
+
+    def item_done(self) -> None:
+        self._ctx.item_done()
+
+
+class _Progress:
+    """The plan (items per stage) and how much of it is done."""
+
+    def __init__(self, ctx: StepContext, totals: dict[str, int]) -> None:
+        self._ctx = ctx
+        self._totals = totals
+        self._done = dict.fromkeys(STAGES, 0)
+        self._all = sum(totals.values())
+
+    def stage(self, name: str) -> _StageProgress:
+        return _StageProgress(self, name)
+
+    def done(self, stage: str, message: str) -> None:
+        self._done[stage] += 1
+        done = sum(self._done.values())
+        percent = math.floor(10_000 * done / self._all) / 100  # 100 only when everything is done
+        self._ctx.advance(stage, self._done[stage], self._totals[stage], percent, message)
+        self._ctx.item_done()
+
+
+@dataclass(frozen=True, slots=True)
+class _StageProgress:
+    """What a writer gets as `progress`: `done(message)` once per image."""
+
+    plan: _Progress
+    stage: str
+
+    def done(self, message: str = "") -> None:
+        self.plan.done(self.stage, message)

@@ -1,0 +1,1 @@
+"""Socket.IO: the server, its handlers, and the relay that emits committed events in order."""

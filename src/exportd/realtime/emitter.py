@@ -1,0 +1,78 @@
+"""The relay from committed events to sockets: per job, in ``seq`` order, each once.
+
+The store publishes a transaction's events after it commits. Two actors (the
+API cancelling, a worker reporting progress) can commit seq 5 and 6 and then
+publish them in the other order; the relay never emits 6 before 5. When it
+sees a gap it reads the missing events from the store, where they already are
+(a job's ``seq`` is bumped under its row lock, so seq N+1 commits only after N),
+and emits them first. Late duplicates are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from exportd.domain.events import EventRecord
+
+log = logging.getLogger(__name__)
+
+Sink = Callable[[str, dict[str, Any], tuple[str, ...]], Awaitable[None]]
+Fetch = Callable[[str, int], Awaitable[list[dict[str, Any]]]]
+
+_REMEMBERED_JOBS = 100_000
+
+
+def rooms_for(payload: dict[str, Any]) -> tuple[str, ...]:
+    """The users told of an event: the job's owner, and who cancelled it if someone else."""
+    owner, canceller = payload["userId"], payload.get("cancelledBy")
+    return (owner,) if canceller in (None, owner) else (owner, canceller)
+
+
+class EventRelay:
+    def __init__(self, sink: Sink, fetch: Fetch) -> None:
+        self._sink = sink
+        self._fetch = fetch
+        self._queue: asyncio.Queue[EventRecord] = asyncio.Queue()
+        self._last: OrderedDict[str, int] = OrderedDict()  #: last emitted seq per job
+
+    def publish(self, records: Sequence[EventRecord]) -> None:
+        """The store's listener: called on the event loop right after a commit."""
+        for record in records:
+            self._queue.put_nowait(record)
+
+    async def run(self) -> None:
+        while True:
+            record = await self._queue.get()
+            try:
+                await self.deliver(record)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("could not emit %s seq %s of %s", record.type, record.seq, record.job_id)
+
+    async def drain(self) -> None:
+        """Emit everything published so far (used at shutdown and in tests)."""
+        while not self._queue.empty():
+            await self.deliver(self._queue.get_nowait())
+
+    async def deliver(self, record: EventRecord) -> None:
+        last = self._last.get(record.job_id, record.seq - 1)
+        if record.seq <= last:
+            return
+        if record.seq > last + 1:
+            for payload in await self._fetch(record.job_id, last):
+                if payload["seq"] >= record.seq:
+                    break
+                await self._emit(record.job_id, payload["type"], payload)
+        await self._emit(record.job_id, record.type.value, record.payload)
+
+    async def _emit(self, job_id: str, event: str, payload: dict[str, Any]) -> None:
+        await self._sink(event, payload, rooms_for(payload))
+        self._last[job_id] = payload["seq"]
+        self._last.move_to_end(job_id)
+        if len(self._last) > _REMEMBERED_JOBS:
+            self._last.popitem(last=False)

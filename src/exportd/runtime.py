@@ -1,0 +1,67 @@
+"""Everything one exportd process runs, wired from its settings, started and stopped as one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from exportd.config import Settings
+from exportd.engine.hooks import EngineHooks
+from exportd.engine.leases import Reaper
+from exportd.engine.local import LocalEngine
+from exportd.metrics import Metrics
+from exportd.realtime.emitter import EventRelay
+from exportd.realtime.sio import create_sio, room
+from exportd.services import Services
+from exportd.storage import LocalStorage
+from exportd.store.migrate import upgrade
+from exportd.store.uow import Store
+
+
+class Runtime:
+    def __init__(self, settings: Settings, *, hooks: EngineHooks | None = None, client_manager=None) -> None:
+        self.settings = settings = settings.resolved()
+        self.store = Store(settings.database_url, public_url=settings.public_url)
+        self.storage = LocalStorage(settings.storage_dir)
+        self.services = Services(self.store, self.storage, settings)
+        self.engine = LocalEngine(self.store, self.storage, settings, hooks)  # hears cancels first
+        self.engine_name = "local"
+        self.metrics = Metrics()
+        self.store.subscribe(self.metrics.on_events)
+        self.sio = create_sio(self.services, cors_origins=settings.cors_origins, client_manager=client_manager)
+        self.relay = EventRelay(sink=self._emit, fetch=self._fetch)
+        self.store.subscribe(self.relay.publish)
+        self.reaper = Reaper(self.store, settings)
+        self._tasks: list[asyncio.Task] = []
+
+    async def start(self) -> None:
+        await upgrade(self.settings.database_url)
+        self.settings.exports_dir.mkdir(parents=True, exist_ok=True)
+        self._tasks = [
+            asyncio.create_task(self.relay.run(), name="exportd-relay"),
+            asyncio.create_task(self.reaper.run_forever(self.sweep_interval), name="exportd-reaper"),
+        ]
+        await self.engine.start()
+
+    async def stop(self) -> None:
+        await self.engine.stop()
+        await self.relay.drain()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self.store.close()
+
+    @property
+    def sweep_interval(self) -> float:
+        return min(self.settings.janitor_interval_seconds, self.settings.lease_seconds / 2)
+
+    async def _emit(self, event: str, payload: dict[str, Any], rooms: tuple[str, ...]) -> None:
+        await self.sio.emit(event, payload, to=[room(user_id) for user_id in rooms])
+
+    async def _fetch(self, job_id: str, after_seq: int) -> list[dict[str, Any]]:
+        async with self.store.read() as repo:
+            return await repo.events_after(job_id, after_seq)

@@ -1,0 +1,366 @@
+"""The use cases. Routes and socket handlers call these and nothing below them.
+
+Every method takes the acting user's id, raises domain errors (never HTTP
+ones), and makes each state change in one unit of work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from PIL import Image, UnidentifiedImageError
+from sqlalchemy import Row
+
+from exportd.config import Settings
+from exportd.domain import errors
+from exportd.domain.jobs import ACTIVE, CancelReason, JobStatus
+from exportd.domain.requests import Credentials, ExportRequest, PolygonIn
+from exportd.export.formats import ANNOTATION_WRITERS, FEATURES, METRICS_WRITERS, available_formats
+from exportd.security import Passwords, Tokens
+from exportd.segmentation import polygon_rows
+from exportd.storage import LocalStorage
+from exportd.store.uow import Store
+
+IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "TIFF": "image/tiff", "BMP": "image/bmp"}
+MAX_IMAGE_PIXELS = 100_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class OpenExport:
+    """A completed export's file, opened before its status was read as downloadable."""
+
+    handle: BinaryIO
+    size: int
+    file_name: str
+
+
+class Services:
+    def __init__(self, store: Store, storage: LocalStorage, settings: Settings) -> None:
+        self.store = store
+        self.storage = storage
+        self.settings = settings
+        self.passwords = Passwords(fast=settings.password_hash_fast)
+        self.tokens = Tokens(settings.secret_key, access_seconds=settings.access_token_seconds,
+                             download_seconds=settings.download_token_seconds)
+
+    # -- accounts --------------------------------------------------------------
+
+    async def register(self, credentials: Credentials) -> Row:
+        password_hash = await asyncio.to_thread(self.passwords.hash, credentials.password)
+        async with self.store.write() as repo:
+            if await repo.user_by_email(credentials.email) is not None:
+                raise errors.EmailTaken()
+            return await repo.add_user(credentials.email, password_hash)
+
+    async def login(self, email: str, password: str) -> tuple[Row, str, datetime]:
+        async with self.store.read() as repo:
+            user = await repo.user_by_email(email.strip().lower())
+        valid = user is not None and await asyncio.to_thread(self.passwords.verify, user.password_hash, password)
+        if not valid:
+            raise errors.InvalidCredentials()
+        token, expires = self.tokens.access_token(user.id)
+        return user, token, expires
+
+    async def authenticate(self, token: str) -> Row:
+        user_id = self.tokens.user_from_access_token(token)
+        async with self.store.read() as repo:
+            user = await repo.user(user_id)
+        if user is None:
+            raise errors.Unauthorized("The account no longer exists.")
+        return user
+
+    # -- projects, images, shares ----------------------------------------------
+
+    async def create_project(self, user_id: str, name: str) -> Row:
+        async with self.store.write() as repo:
+            return await repo.add_project(user_id, name)
+
+    async def projects(self, user_id: str) -> Sequence[Row]:
+        async with self.store.read() as repo:
+            return await repo.projects_for(user_id)
+
+    async def project(self, user_id: str, project_id: str) -> tuple[Row, Sequence[Row], dict[str, int]]:
+        async with self.store.read() as repo:
+            project = await self._visible_project(repo, user_id, project_id)
+            image_rows = await repo.images_of(project_id)
+            polygon_rows_ = await repo.polygons_of([row.id for row in image_rows])
+        counts: dict[str, int] = {}
+        for row in polygon_rows_:
+            counts[row.image_id] = counts.get(row.image_id, 0) + 1
+        return project, image_rows, counts
+
+    async def delete_project(self, user_id: str, project_id: str) -> None:
+        async with self.store.write() as repo:
+            project = await self._visible_project(repo, user_id, project_id)
+            self._require_owner(project, user_id)
+            for job in await repo.active_jobs(project_id=project_id):
+                await repo.cancel(job.id, reason=CancelReason.SYSTEM_CANCELLED, cancelled_by=user_id)
+            await repo.delete_project(project_id)
+
+    async def share(self, user_id: str, project_id: str, email: str) -> Row:
+        async with self.store.write() as repo:
+            project = await self._visible_project(repo, user_id, project_id)
+            self._require_owner(project, user_id)
+            other = await repo.user_by_email(email)
+            if other is None:
+                raise errors.UserNotFound("No account has this email.")
+            if other.id == user_id:
+                raise errors.BadRequest("You cannot share a project with yourself.", field="email")
+            await repo.add_share(project_id, other.id)
+            return other
+
+    async def unshare(self, user_id: str, project_id: str, other_id: str) -> None:
+        """Revoke `other_id`'s access (the owner, or the user leaving); their running exports are cancelled."""
+        async with self.store.write() as repo:
+            project = await self._visible_project(repo, user_id, project_id)
+            if user_id != other_id:
+                self._require_owner(project, user_id)
+            if not await repo.remove_share(project_id, other_id):
+                raise errors.UserNotFound("This user has no share of the project.")
+            for job in await repo.active_jobs(project_id=project_id, user_id=other_id):
+                await repo.cancel(job.id, reason=CancelReason.SYSTEM_CANCELLED, cancelled_by=user_id)
+
+    async def shares(self, user_id: str, project_id: str) -> Sequence[Row]:
+        async with self.store.read() as repo:
+            await self._visible_project(repo, user_id, project_id)
+            return await repo.shares(project_id)
+
+    async def add_images(self, user_id: str, project_id: str, uploads: Sequence[Upload],
+                         segmentation: dict[str, list[PolygonIn]]) -> list[Row]:
+        async with self.store.read() as repo:
+            project = await self._visible_project(repo, user_id, project_id)
+            self._require_owner(project, user_id)
+            taken = {row.name for row in await repo.images_of(project_id)}
+        unknown = set(segmentation) - {upload.name for upload in uploads}
+        if unknown:
+            raise errors.BadRequest(f"Segmentation names files that were not uploaded: {sorted(unknown)}",
+                                    field="segmentation")
+        checked = [await asyncio.to_thread(_inspect_image, upload) for upload in uploads]
+        shapes = {name: polygon_rows(polygons) for name, polygons in segmentation.items()}
+        stored: list[tuple[str, str, str, tuple[int, int, str]]] = []
+        try:
+            for upload, (width, height, kind) in zip(uploads, checked, strict=True):
+                image_id = str(uuid.uuid4())
+                name = _unique_name(_safe_name(upload.name, kind), taken)
+                taken.add(name)
+                key = f"projects/{project_id}/{image_id}{Path(name).suffix.lower()}"
+                await asyncio.to_thread(self.storage.save, key, upload.data)
+                stored.append((image_id, name, key, (width, height, kind)))
+            rows = []
+            async with self.store.write() as repo:
+                for (image_id, name, key, (width, height, kind)), upload in zip(stored, uploads, strict=True):
+                    rows.append(await repo.add_image(
+                        project_id, image_id=image_id, name=name, width=width, height=height,
+                        content_type=IMAGE_TYPES[kind], size=len(upload.data), storage_key=key))
+                    await repo.set_polygons(image_id, shapes.get(upload.name, []))
+            return rows
+        except BaseException:
+            for _, _, key, _ in stored:
+                self.storage.path(key).unlink(missing_ok=True)
+            raise
+
+    async def set_segmentation(self, user_id: str, project_id: str, image_id: str,
+                               polygons: Sequence[PolygonIn]) -> int:
+        rows = polygon_rows(polygons)
+        async with self.store.write() as repo:
+            project = await self._visible_project(repo, user_id, project_id)
+            self._require_owner(project, user_id)
+            if await repo.image(project_id, image_id) is None:
+                raise errors.ImageNotFound()
+            await repo.set_polygons(image_id, rows)
+        return len(rows)
+
+    # -- exports ---------------------------------------------------------------
+
+    async def start_export(self, user_id: str, project_id: str, request: ExportRequest,
+                           idempotency_key: str | None = None) -> tuple[Row, bool]:
+        """Queue an export. Returns the job and whether it is new (False: an idempotent replay)."""
+        options = request.options
+        _check_formats(options.annotation_formats, options.metrics_formats, options.include_visualizations)
+        fingerprint = _fingerprint(project_id, request)
+        async with self.store.write() as repo:
+            project = await self._visible_project(repo, user_id, project_id)
+            await repo.lock_user(user_id)
+            if idempotency_key is not None:
+                seen = await repo.idempotent_job(user_id, idempotency_key)
+                if seen is not None:
+                    if seen.request_hash != fingerprint:
+                        raise errors.IdempotencyKeyReused()
+                    return await repo.job(seen.job_id), False
+            if options.selected_image_ids is not None:
+                if not options.selected_image_ids:
+                    raise errors.InvalidOptions("selectedImageIds must name at least one image.",
+                                                field="options.selectedImageIds")
+                unknown = sorted(set(options.selected_image_ids) - await repo.image_ids_of(project_id))
+                if unknown:
+                    raise errors.UnknownImages(f"Unknown image ids: {', '.join(unknown)}",
+                                               field="options.selectedImageIds", unknown=unknown)
+            if await repo.count_active(user_id) >= self.settings.max_active_exports_per_user:
+                raise errors.TooManyActiveExports(retry_after=self.settings.retry_after_seconds)
+            job = await repo.create_job(project_id=project_id, user_id=user_id, options=options.to_json(),
+                                        project_name=request.project_name or project.name)
+            if idempotency_key is not None:
+                await repo.remember_idempotency_key(user_id, idempotency_key, fingerprint, job.id)
+        return job, True
+
+    async def job(self, user_id: str, project_id: str, job_id: str) -> Row:
+        async with self.store.read() as repo:
+            return await self._visible_job(repo, user_id, project_id, job_id)
+
+    async def events(self, user_id: str, project_id: str, job_id: str, after: int) -> tuple[Row, list[dict]]:
+        async with self.store.read() as repo:
+            job = await self._visible_job(repo, user_id, project_id, job_id)
+            return job, await repo.events_after(job_id, after)
+
+    async def sync(self, user_id: str, job_id: str, after: int) -> tuple[Row, list[dict]]:
+        """Like `events`, for a socket that knows the job id only."""
+        async with self.store.read() as repo:
+            job = await repo.job(job_id)
+            if job is None or await repo.job_for(user_id, job.project_id, job_id) is None:
+                raise errors.JobNotFound()
+            return job, await repo.events_after(job_id, after)
+
+    async def cancel(self, user_id: str, project_id: str, job_id: str) -> Row:
+        """Cancel a pending or processing export. Idempotent once cancelled; 409 once completed or failed."""
+        async with self.store.write() as repo:
+            job = await repo.cancel(job_id, reason=CancelReason.USER_CANCELLED, cancelled_by=user_id,
+                                    user_id=user_id, project_id=project_id)
+        if job is not None:
+            return job
+        async with self.store.read() as repo:
+            job = await self._visible_job(repo, user_id, project_id, job_id)
+        if job.status == JobStatus.CANCELLED:
+            return job
+        raise errors.ExportNotCancellable(f"The export already {job.status}; it can no longer be cancelled.",
+                                          job=job)
+
+    async def history(self, user_id: str, project_id: str, limit: int) -> Sequence[Row]:
+        async with self.store.read() as repo:
+            await self._visible_project(repo, user_id, project_id)
+            return await repo.history(user_id, project_id, limit)
+
+    async def download_token(self, user_id: str, project_id: str, job_id: str) -> tuple[str, datetime]:
+        job = await self.job(user_id, project_id, job_id)
+        self._require_downloadable(job)
+        return self.tokens.download_token(user_id, job_id)
+
+    async def open_download(self, user_id: str, project_id: str, job_id: str) -> OpenExport:
+        """Open the ZIP of a completed export. A completed job never changes status again, and an
+        open file stays whole on disk, so a discard or expiry landing mid-stream cannot cut it short."""
+        job = await self.job(user_id, project_id, job_id)
+        self._require_downloadable(job)
+        try:
+            handle = open(job.file_path, "rb")  # noqa: SIM115 - closed by the response
+        except FileNotFoundError as error:
+            raise errors.ExportGone("The export file is no longer available.") from error
+        return OpenExport(handle=handle, size=os.fstat(handle.fileno()).st_size, file_name=job.file_name)
+
+    async def discard(self, user_id: str, project_id: str, job_id: str) -> None:
+        async with self.store.write() as repo:
+            job = await self._visible_job(repo, user_id, project_id, job_id)
+            if job.status in ACTIVE:
+                raise errors.ExportStillActive(job=job)
+            await repo.mark_discarded(job_id)
+        await asyncio.to_thread(shutil.rmtree, self.settings.exports_dir / job_id, True)
+
+    @staticmethod
+    def formats() -> dict:
+        return available_formats()
+
+    # -- guards ----------------------------------------------------------------
+
+    @staticmethod
+    async def _visible_project(repo, user_id: str, project_id: str) -> Row:
+        project = await repo.project_for(user_id, project_id)
+        if project is None:
+            raise errors.ProjectNotFound()
+        return project
+
+    @staticmethod
+    async def _visible_job(repo, user_id: str, project_id: str, job_id: str) -> Row:
+        job = await repo.job_for(user_id, project_id, job_id)
+        if job is None:
+            raise errors.JobNotFound()
+        return job
+
+    @staticmethod
+    def _require_owner(project: Row, user_id: str) -> None:
+        if project.owner_id != user_id:
+            raise errors.Forbidden("Only the project's owner may do this.")
+
+    @staticmethod
+    def _require_downloadable(job: Row) -> None:
+        if job.status == JobStatus.CANCELLED:
+            raise errors.ExportGone("The export was cancelled and is no longer available.")
+        if job.status != JobStatus.COMPLETED:
+            raise errors.ExportNotReady(f"The export is {job.status}; there is nothing to download.", job=job)
+        if job.file_path is None:
+            raise errors.ExportGone("The export has expired or was discarded and is no longer available.")
+
+
+def _check_formats(annotations: Sequence[str], metrics: Sequence[str], visualizations: bool) -> None:
+    missing = [f"annotationFormats: {name}" for name in annotations if name not in ANNOTATION_WRITERS]
+    missing += [f"metricsFormats: {name}" for name in metrics if name not in METRICS_WRITERS]
+    if visualizations and "visualizations" not in FEATURES:
+        missing.append("includeVisualizations")
+    if missing:
+        raise errors.InvalidOptions(f"Not available in this version: {', '.join(missing)}", field="options")
+
+
+def _fingerprint(project_id: str, request: ExportRequest) -> str:
+    body = json.dumps({"project": project_id, **request.model_dump(mode="json", by_alias=True)}, sort_keys=True)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _inspect_image(upload: Upload) -> tuple[int, int, str]:
+    try:
+        with Image.open(io.BytesIO(upload.data)) as image:
+            kind = image.format
+            width, height = image.size
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise errors.BadRequest(f"{upload.name!r} is not a readable image.", field="files") from error
+    if kind not in IMAGE_TYPES:
+        raise errors.BadRequest(f"{upload.name!r}: {kind} images are not supported.", field="files")
+    if width * height > MAX_IMAGE_PIXELS:
+        raise errors.BadRequest(f"{upload.name!r} is too large ({width}x{height}).", field="files")
+    return width, height, kind
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
+_EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "BMP": ".bmp"}
+
+
+def _safe_name(name: str, kind: str) -> str:
+    base = _UNSAFE.sub("_", Path(name.replace("\\", "/")).name).strip(" .") or "image"
+    stem, suffix = Path(base).stem[:120] or "image", Path(base).suffix.lower()
+    valid = {".png"} if kind == "PNG" else {".jpg", ".jpeg"} if kind == "JPEG" else {".tif", ".tiff"} if kind == "TIFF" else {".bmp"}
+    return stem + (suffix if suffix in valid else _EXTENSIONS[kind])
+
+
+def _unique_name(name: str, taken: set[str]) -> str:
+    if name not in taken:
+        return name
+    stem, suffix = Path(name).stem, Path(name).suffix
+    n = 2
+    while f"{stem}_{n}{suffix}" in taken:
+        n += 1
+    return f"{stem}_{n}{suffix}"

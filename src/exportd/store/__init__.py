@@ -1,0 +1,1 @@
+"""Persistence: tables, the repository of guarded statements, and the unit of work."""

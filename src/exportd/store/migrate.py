@@ -1,0 +1,33 @@
+"""Apply the Alembic migrations that ship inside the package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.ext.asyncio import create_async_engine
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def alembic_config(database_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", database_url)
+    return config
+
+
+async def upgrade(database_url: str, revision: str = "head") -> None:
+    """Bring the database at `database_url` to `revision` (idempotent)."""
+    config = alembic_config(database_url)
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            def _upgrade(sync_conn) -> None:
+                config.attributes["connection"] = sync_conn
+                command.upgrade(config, revision)
+
+            await conn.run_sync(_upgrade)
+    finally:
+        await engine.dispose()
