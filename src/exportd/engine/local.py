@@ -110,7 +110,8 @@ class LocalEngine:
         try:
             await self._run_claimed(job, running, scratch)
         finally:
-            self.running.pop(job.id, None)
+            if self.running.get(job.id) is running:  # a later attempt may have taken the slot
+                del self.running[job.id]
 
     async def _run_claimed(self, job, running: RunningJob, scratch: Path) -> None:
         try:

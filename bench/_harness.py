@@ -1,0 +1,148 @@
+"""What the benchmarks share: the real app served in this event loop, accounts, figures.
+
+Every benchmark serves the real ASGI app (FastAPI + Socket.IO) with uvicorn on
+127.0.0.1, port 0, inside the benchmark's own event loop, the way
+``tests/conftest.py`` does, so server-side and client-side ``perf_counter()``
+stamps come from one clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import platform
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+import httpx
+import uvicorn
+
+PASSWORD = "correct horse battery"
+
+
+async def serve(app: Any) -> tuple[str, uvicorn.Server, asyncio.Task]:
+    """Serve `app` on a loopback port in the running loop; returns (base URL, server, task)."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("uvicorn stopped before it started")
+        if time.monotonic() > deadline:
+            raise TimeoutError("uvicorn did not start")
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    return f"http://127.0.0.1:{port}", server, task
+
+
+async def stop(server: uvicorn.Server, task: asyncio.Task) -> None:
+    server.should_exit = True
+    await task
+
+
+async def account(url: str, email: str) -> tuple[str, str]:
+    """Register and log in over HTTP; returns (user id, bearer token)."""
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        created = await http.post("/api/auth/register", json={"email": email, "password": PASSWORD})
+        created.raise_for_status()
+        login = await http.post("/api/auth/login", json={"email": email, "password": PASSWORD})
+        login.raise_for_status()
+        return created.json()["user"]["id"], login.json()["token"]
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of `values`."""
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def spread(seconds: Sequence[float]) -> dict[str, float]:
+    """p50 / p99 / max / mean of durations given in seconds, in milliseconds."""
+    ms = [s * 1000 for s in seconds]
+    return {"n": len(ms), "p50": percentile(ms, 50), "p99": percentile(ms, 99), "max": max(ms, default=math.nan),
+            "mean": sum(ms) / len(ms) if ms else math.nan}
+
+
+def spread_line(label: str, seconds: Sequence[float]) -> str:
+    s = spread(seconds)
+    return (f"  {label:<34} n={s['n']:<5} p50={s['p50']:7.2f} ms  p99={s['p99']:7.2f} ms  "
+            f"max={s['max']:7.2f} ms  mean={s['mean']:7.2f} ms")
+
+
+def verdict(value: float, target: float, *, lower_is_better: bool = True) -> str:
+    met = value <= target if lower_is_better else value >= target
+    return "meets target" if met else "MISSES target"
+
+
+def header(title: str) -> None:
+    print(f"== {title} ==")
+    print(f"   {date.today().isoformat()}  python {platform.python_version()}  {platform.machine()}  "
+          f"cpus={os.cpu_count()}  {platform.platform(terse=True)}")
+    sys.stdout.flush()
+
+
+class ThreadCpu:
+    """CPU seconds each thread of this process used between `start()` and `stop()` (Linux /proc)."""
+
+    def __init__(self) -> None:
+        self._before: dict[int, float] = {}
+        self.used: dict[str, float] = {}
+        self.wall = 0.0
+        self._t0 = 0.0
+
+    @staticmethod
+    def _sample() -> dict[int, float]:
+        ticks = os.sysconf("SC_CLK_TCK")
+        found: dict[int, float] = {}
+        try:
+            tids = os.listdir("/proc/self/task")
+        except OSError:
+            return found
+        for tid in tids:
+            try:
+                with open(f"/proc/self/task/{tid}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            found[int(tid)] = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+        return found
+
+    def start(self) -> None:
+        self._before = self._sample()
+        self._t0 = time.perf_counter()
+
+    def stop(self) -> None:
+        self.wall = time.perf_counter() - self._t0
+        after = self._sample()
+        names = {thread.native_id: thread.name for thread in threading.enumerate()}
+        used: dict[str, float] = {}
+        for tid, seconds in after.items():
+            name = names.get(tid, "other (aiosqlite / uvicorn / exited)")
+            if name.startswith("exportd-pipeline"):
+                name = "exportd-pipeline-*"
+            elif "_connection_worker_thread" in name:
+                name = "aiosqlite connections"
+            elif name.startswith("asyncio_"):
+                name = "asyncio.to_thread workers"
+            elif name == "MainThread":
+                name = "MainThread (event loop)"
+            used[name] = used.get(name, 0.0) + seconds - self._before.get(tid, 0.0)
+        self.used = used
+
+    def lines(self) -> list[str]:
+        total = sum(self.used.values())
+        rows = [f"  CPU by thread over {self.wall:.2f} s wall (1.00 = one core busy all the time):"]
+        for name, seconds in sorted(self.used.items(), key=lambda item: -item[1]):
+            if seconds >= 0.01:
+                rows.append(f"    {name:<40} {seconds:7.2f} s  ({seconds / self.wall:4.2f} cores)")
+        rows.append(f"    {'all threads':<40} {total:7.2f} s  ({total / self.wall:4.2f} cores)")
+        return rows

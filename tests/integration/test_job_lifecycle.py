@@ -1,0 +1,267 @@
+"""Cancellation, fencing, time limits and crash recovery on the embedded engine (SQLite)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from exportd.domain.errors import JobNotFound
+from exportd.domain.jobs import CancelReason
+from exportd.domain.requests import Credentials, ExportRequest
+from exportd.engine.hooks import EngineHooks
+from exportd.runtime import Runtime
+from exportd.store.migrate import upgrade
+from exportd.store.repository import utcnow
+from exportd.testing import Gate, ItemGate, test_settings
+from tests.conftest import eventually, make_world
+from tests.integration.test_cancel_race import assert_log_is_sound
+
+
+def files_of(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
+
+
+async def test_cancel_after_two_items_stops_within_one_item_and_leaves_no_file(tmp_path):
+    items = ItemGate(after=2)
+    world = await make_world(tmp_path, images=3, hooks=EngineHooks(on_item=items))
+    try:
+        job, _ = await world.services.start_export(world.user_id, world.project_id, ExportRequest())
+        await items.reached(job.id)
+        await world.services.cancel(world.user_id, world.project_id, job.id)
+        items.release(job.id)
+        final = await world.settled(job.id)
+
+        assert final.status == "cancelled" and final.reason == "user_cancelled"
+        assert items.items[job.id] == 2  # the pipeline stopped before its third item
+        assert files_of(world.runtime.settings.exports_dir / job.id) == []
+        types = [e["type"] for e in await world.stored_events(job.id)]
+        assert types[-1] == "export:cancelled" and "export:completed" not in types
+    finally:
+        await world.runtime.stop()
+
+
+async def test_a_cancelled_pending_job_never_starts(tmp_path):
+    gate = Gate()
+    world = await make_world(tmp_path, hooks=EngineHooks(after_claim=gate), worker_concurrency=1,
+                             max_active_exports_per_user=5)
+    try:
+        busy, _ = await world.services.start_export(world.user_id, world.project_id, ExportRequest())
+        await gate.reached(busy.id)  # the only worker is held
+        queued, _ = await world.services.start_export(world.user_id, world.project_id, ExportRequest())
+
+        cancelled = await world.services.cancel(world.user_id, world.project_id, queued.id)
+        assert cancelled.status == "cancelled" and cancelled.previous_status == "pending"
+        gate.release(busy.id)
+        gate.release(queued.id)
+        await world.settled(busy.id)
+        final = await world.settled(queued.id)
+
+        assert final.attempt == 0 and final.started_at is None
+        assert [e["type"] for e in await world.stored_events(queued.id)] == ["export:queued", "export:cancelled"]
+    finally:
+        await world.runtime.stop()
+
+
+async def test_five_concurrent_cancels_make_one_cancel_with_one_cancelled_at(tmp_path):
+    items = ItemGate(after=1)
+    world = await make_world(tmp_path, hooks=EngineHooks(on_item=items))
+    try:
+        job, _ = await world.services.start_export(world.user_id, world.project_id, ExportRequest())
+        await items.reached(job.id)
+        results = await asyncio.gather(
+            *(world.services.cancel(world.user_id, world.project_id, job.id) for _ in range(5)))
+        items.release(job.id)
+        await world.settled(job.id)
+
+        assert {row.cancelled_at for row in results} == {results[0].cancelled_at}
+        events = await world.stored_events(job.id)
+        assert [e["type"] for e in events].count("export:cancelled") == 1
+        assert_log_is_sound(events)
+        assert world.sink.by_job[job.id] == events
+    finally:
+        await world.runtime.stop()
+
+
+async def test_progress_and_completion_after_a_cancel_store_and_emit_nothing(world):
+    # We act as the job's worker, by hand, after the cancel committed.
+    job, _ = await world.services.start_export(world.user_id, world.project_id, ExportRequest())
+    final = await world.services.cancel(world.user_id, world.project_id, job.id)
+    assert final.status == "cancelled"
+    attempt = final.attempt
+    before = await world.stored_events(job.id)
+
+    async with world.runtime.store.write() as repo:
+        assert await repo.progress(job.id, attempt, progress=50, stage="images", current=1, total=2,
+                                   message="late", eta_seconds=1) is None
+        assert await repo.complete(job.id, attempt, file_path="/nowhere.zip", file_name="x.zip", export_size=1,
+                                   warnings=[]) is None
+        assert await repo.fail(job.id, attempt, error="late", code="X", retryable=False) is None
+        assert repo.events == []
+    await world.runtime.relay.drain()
+
+    assert await world.stored_events(job.id) == before
+    assert (await world.job(job.id)).status == "cancelled"
+    with pytest.raises(JobNotFound):  # the job is not visible under another project
+        await world.services.cancel(world.user_id, "another-project", job.id)
+
+
+async def test_a_fenced_off_attempt_can_change_nothing(world):
+    """Attempt 1 lost its lease and the job went to attempt 2: attempt 1's statements all miss."""
+    store = world.runtime.store
+    await world.runtime.engine.stop()  # we play the workers ourselves
+    async with store.write() as repo:
+        job = await repo.create_job(project_id=world.project_id, user_id=world.user_id,
+                                    options=ExportRequest().options.to_json(), project_name="p")
+    async with store.write() as repo:
+        assert (await repo.claim(job.id, lease_seconds=-1)).attempt == 1  # its lease already ran out
+    async with store.write() as repo:
+        assert await repo.requeue(job.id, 1, lease_expired_before=utcnow()) is not None
+        second = await repo.claim(job.id, lease_seconds=60)
+    assert second.attempt == 2
+    async with store.write() as repo:
+        assert not await repo.renew_lease(job.id, 1, lease_seconds=60)
+        assert await repo.progress(job.id, 1, progress=10, stage="images", current=1, total=9, message="",
+                                   eta_seconds=None) is None
+        assert await repo.complete(job.id, 1, file_path="/stale.zip", file_name="s.zip", export_size=1,
+                                   warnings=[]) is None
+        assert await repo.fail(job.id, 1, error="stale", code="X", retryable=False) is None
+        assert await repo.complete(job.id, 2, file_path="/fresh.zip", file_name="f.zip", export_size=1,
+                                   warnings=[]) is not None
+    final = await world.job(job.id)
+    assert final.status == "completed" and final.file_path == "/fresh.zip"
+    assert_log_is_sound(await world.stored_events(job.id))
+
+
+async def test_a_job_past_its_time_limit_is_cancelled_with_reason_timeout(tmp_path):
+    world = await make_world(tmp_path, images=3, job_timeout_seconds=0.3, pipeline_item_delay_seconds=0.05)
+    try:
+        job, _ = await world.services.start_export(world.user_id, world.project_id, ExportRequest())
+        final = await world.settled(job.id)
+
+        assert final.status == "cancelled" and final.reason == CancelReason.TIMEOUT
+        assert final.cancelled_by is None and final.previous_status == "processing"
+        assert files_of(world.runtime.settings.exports_dir / job.id) == []
+        events = await world.stored_events(job.id)
+        assert events[-1]["type"] == "export:cancelled" and events[-1]["reason"] == "timeout"
+        assert_log_is_sound(events)
+    finally:
+        await world.runtime.stop()
+
+
+async def _orphaned_job(tmp_path, *, attempts_made: int, **overrides):
+    """A job left `processing` with an expired lease, as a crashed server leaves it."""
+    settings = test_settings(tmp_path / "data", **overrides).resolved()
+    await upgrade(settings.database_url)
+    seeding = Runtime(settings)
+    services = seeding.services
+    user = await services.register(Credentials(email="ada@example.com", password="correct horse"))
+    project = await services.create_project(user.id, "Spheroids")
+    async with seeding.store.write() as repo:
+        job = await repo.create_job(project_id=project.id, user_id=user.id,
+                                    options=ExportRequest().options.to_json(), project_name="Spheroids")
+    for attempt in range(1, attempts_made + 1):
+        async with seeding.store.write() as repo:
+            if attempt > 1:
+                await repo.requeue(job.id, attempt - 1, lease_expired_before=utcnow())
+            claimed = await repo.claim(job.id, lease_seconds=-1)
+            assert claimed.attempt == attempt
+    await seeding.store.close()
+    return settings, job.id
+
+
+async def test_a_job_orphaned_by_a_crash_is_retried_on_start_and_completes(tmp_path):
+    settings, job_id = await _orphaned_job(tmp_path, attempts_made=1)
+    runtime = Runtime(settings)
+    await runtime.start()
+    try:
+        async def settled():
+            async with runtime.store.read() as repo:
+                job = await repo.job(job_id)
+            return job if job.status == "completed" else None
+
+        final = await eventually(settled, message="the orphaned job to complete")
+        assert final.attempt == 2
+        async with runtime.store.read() as repo:
+            events = await repo.events_after(job_id, 0)
+        assert [e["type"] for e in events] == [
+            "export:queued", "export:started", "export:queued", "export:started", *(
+                ["export:progress"] * (len(events) - 5)), "export:completed"]
+        assert events[2]["attempt"] == 1
+        assert_log_is_sound(events)
+    finally:
+        await runtime.stop()
+
+
+async def test_a_job_whose_lease_expires_on_its_last_attempt_fails_as_retryable(tmp_path):
+    settings, job_id = await _orphaned_job(tmp_path, attempts_made=3, max_attempts=3)
+    runtime = Runtime(settings)
+    await runtime.start()
+    try:
+        async def failed():
+            async with runtime.store.read() as repo:
+                job = await repo.job(job_id)
+            return job if job.status == "failed" else None
+
+        final = await eventually(failed, message="the orphaned job to fail")
+        assert final.retryable is True and final.error_code == "WORKER_LOST"
+        async with runtime.store.read() as repo:
+            events = await repo.events_after(job_id, 0)
+        assert events[-1]["type"] == "export:failed" and events[-1]["retryable"] is True
+        assert_log_is_sound(events)
+    finally:
+        await runtime.stop()
+
+
+async def test_deleting_the_project_cancels_its_running_export_as_system_cancelled(tmp_path):
+    items = ItemGate(after=1)
+    world = await make_world(tmp_path, hooks=EngineHooks(on_item=items))
+    try:
+        job, _ = await world.services.start_export(world.user_id, world.project_id, ExportRequest())
+        await items.reached(job.id)
+        await world.services.delete_project(world.user_id, world.project_id)
+        items.release(job.id)
+        await eventually(lambda: job.id not in world.runtime.engine.running, message="the worker to stop")
+        final = await world.job(job.id)
+
+        assert final.status == "cancelled" and final.reason == "system_cancelled"
+        assert files_of(world.runtime.settings.exports_dir / job.id) == []
+    finally:
+        await world.runtime.stop()
+
+
+async def test_a_stale_worker_that_wakes_after_its_job_moved_on_deletes_only_its_own_files(tmp_path):
+    first_attempt_held, wake_first_attempt = asyncio.Event(), asyncio.Event()
+
+    async def stall_first_attempt(job_id: str, attempt: int) -> None:
+        if attempt == 1:  # attempt 1 has its ZIP, then stalls while its lease runs out
+            first_attempt_held.set()
+            await wake_first_attempt.wait()
+
+    world = await make_world(tmp_path, images=1, hooks=EngineHooks(before_complete=stall_first_attempt),
+                             lease_seconds=0.3)
+    try:
+        job, _ = await world.services.start_export(world.user_id, world.project_id, ExportRequest())
+        await asyncio.wait_for(first_attempt_held.wait(), 10)
+
+        async def completed_by_attempt_2():
+            current = await world.job(job.id)
+            return current.status == "completed" and current.attempt == 2
+
+        await eventually(completed_by_attempt_2, message="the reaper to hand the job to attempt 2")
+        exports = world.runtime.settings.exports_dir / job.id
+        assert any((exports / "1").glob("*.zip"))  # the stale attempt's finished ZIP
+        wake_first_attempt.set()  # the stale worker wakes and tries to complete
+        await eventually(lambda: not (exports / "1").exists(), message="attempt 1 to clean up")
+        await eventually(lambda: job.id not in world.runtime.engine.running, message="the workers to let go")
+        final = await world.job(job.id)
+
+        assert final.status == "completed" and final.attempt == 2
+        assert Path(final.file_path).parent == exports / "2" and Path(final.file_path).is_file()
+        events = await world.stored_events(job.id)
+        assert_log_is_sound(events)
+        assert [e["type"] for e in events if e["type"] != "export:progress"] == [
+            "export:queued", "export:started", "export:queued", "export:started", "export:completed"]
+    finally:
+        await world.runtime.stop()
