@@ -42,7 +42,7 @@ What is measured.
 (b') Commit -> worker released the job: when ``LocalEngine.run_job`` removes the
     job from ``engine.running`` (its scratch folder is gone and the worker
     coroutine is free to claim the next job). Observed by swapping
-    ``engine.running`` for a dict subclass that stamps ``pop``. Printed for
+    ``engine.running`` for a dict subclass that stamps ``pop`` and ``del``. Printed for
     reference; it includes the hop back to the event loop.
 
 Targets: stop p99 <= 12 ms; HTTP round trip p99 <= 10 ms. References (figures
@@ -137,6 +137,10 @@ class StopProbe:
             def pop(self, key, *default):
                 probe.released[key] = time.perf_counter()
                 return super().pop(key, *default)
+
+            def __delitem__(self, key):
+                probe.released[key] = time.perf_counter()
+                super().__delitem__(key)
 
         if engine.running:
             raise RuntimeError("jobs are already running; attach before starting exports")

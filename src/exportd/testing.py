@@ -56,10 +56,12 @@ class Gate:
         self._arrived: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
         self._open: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
         self.passed: list[tuple[str, int]] = []
+        self._all_open = False
 
     async def __call__(self, job_id: str, attempt: int) -> None:
         self._arrived[job_id].set()
-        await self._open[job_id].wait()
+        if not self._all_open:
+            await self._open[job_id].wait()
         self.passed.append((job_id, attempt))
 
     async def reached(self, job_id: str, timeout: float = 10.0) -> None:
@@ -67,6 +69,12 @@ class Gate:
 
     def release(self, job_id: str) -> None:
         self._open[job_id].set()
+
+    def open_all(self) -> None:
+        """Let every job through, now and from now on."""
+        self._all_open = True
+        for event in self._open.values():
+            event.set()
 
 
 class ItemGate:

@@ -265,3 +265,32 @@ async def test_a_stale_worker_that_wakes_after_its_job_moved_on_deletes_only_its
             "export:queued", "export:started", "export:queued", "export:started", "export:completed"]
     finally:
         await world.runtime.stop()
+
+
+async def test_a_graceful_shutdown_hands_running_exports_back_and_the_next_start_finishes_them(tmp_path):
+    items = ItemGate(after=1)
+    world = await make_world(tmp_path, hooks=EngineHooks(on_item=items))
+    job, _ = await world.services.start_export(world.user_id, world.project_id, ExportRequest())
+    await items.reached(job.id)
+    stopping = asyncio.create_task(world.runtime.stop())
+    await eventually(lambda: world.runtime.engine._stopping, message="the engine to begin stopping")
+    items.release(job.id)
+    await stopping
+
+    restarted = Runtime(world.runtime.settings)
+    async with restarted.store.read() as repo:
+        assert (await repo.job(job.id)).status == "pending"
+    await restarted.start()
+    try:
+        async def completed():
+            async with restarted.store.read() as repo:
+                current = await repo.job(job.id)
+            return current if current.status == "completed" else None
+
+        final = await eventually(completed, message="the handed-back job to complete")
+        assert final.attempt == 2
+        assert not (restarted.settings.exports_dir / job.id / "1").exists()
+        async with restarted.store.read() as repo:
+            assert_log_is_sound(await repo.events_after(job.id, 0))
+    finally:
+        await restarted.stop()

@@ -49,13 +49,14 @@ class LocalEngine:
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._workers: list[asyncio.Task] = []
         self._executor: ThreadPoolExecutor | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._idle = asyncio.Event()
+        self._stopping = False
         store.subscribe(self.on_events)
 
     # -- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        self._stopping = False
         concurrency = self.settings.worker_concurrency
         self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="exportd-pipeline")
         async with self.store.read() as repo:
@@ -63,10 +64,17 @@ class LocalEngine:
                 self._queue.put_nowait(job_id)
         self._workers = [asyncio.create_task(self._work(), name=f"exportd-worker-{n}") for n in range(concurrency)]
 
-    async def stop(self) -> None:
+    async def stop(self, grace_seconds: float = 10.0) -> None:
         """Stop taking jobs; running ones stop at their next item and go back to the queue."""
+        self._stopping = True
         for job in list(self.running.values()):
             job.halt("shutdown")
+        if self.running:
+            self._idle.clear()
+            try:
+                await asyncio.wait_for(self._idle.wait(), grace_seconds)
+            except TimeoutError:
+                log.warning("%d exports did not stop in time; their leases will expire", len(self.running))
         for task in self._workers:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
@@ -90,7 +98,7 @@ class LocalEngine:
     # -- one worker ------------------------------------------------------------
 
     async def _work(self) -> None:
-        while True:
+        while not self._stopping:
             job_id = await self._queue.get()
             try:
                 await self.run_job(job_id)
@@ -100,6 +108,8 @@ class LocalEngine:
                 log.exception("export %s: worker error", job_id)
 
     async def run_job(self, job_id: str) -> None:
+        if self._stopping:
+            return
         async with self.store.write() as repo:
             job = await repo.claim(job_id, lease_seconds=self.settings.lease_seconds)
         if job is None:
@@ -112,6 +122,8 @@ class LocalEngine:
         finally:
             if self.running.get(job.id) is running:  # a later attempt may have taken the slot
                 del self.running[job.id]
+            if not self.running:
+                self._idle.set()
 
     async def _run_claimed(self, job, running: RunningJob, scratch: Path) -> None:
         try:
