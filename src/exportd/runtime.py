@@ -28,6 +28,7 @@ class Runtime:
         self.engine = LocalEngine(self.store, self.storage, settings, hooks)  # hears cancels first
         self.engine_name = "local"
         self.metrics = Metrics()
+        self.metrics.running.set_function(lambda: len(self.engine.running))
         self.store.subscribe(self.metrics.on_events)
         self.sio = create_sio(self.services, cors_origins=settings.cors_origins, client_manager=client_manager)
         self.relay = EventRelay(sink=self._emit, fetch=self._fetch)

@@ -35,6 +35,7 @@ from exportd.store.uow import Store
 
 IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "TIFF": "image/tiff", "BMP": "image/bmp"}
 MAX_IMAGE_PIXELS = 100_000_000
+MAX_SEQ = 2**63 - 1  #: the largest seq a store column holds; asking for events after more is asking after it
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +229,7 @@ class Services:
     async def events(self, user_id: str, project_id: str, job_id: str, after: int) -> tuple[Row, list[dict]]:
         async with self.store.read() as repo:
             job = await self._visible_job(repo, user_id, project_id, job_id)
-            return job, await repo.events_after(job_id, after)
+            return job, await repo.events_after(job_id, min(after, MAX_SEQ))
 
     async def sync(self, user_id: str, job_id: str, after: int) -> tuple[Row, list[dict]]:
         """Like `events`, for a socket that knows the job id only."""
@@ -236,7 +237,7 @@ class Services:
             job = await repo.job(job_id)
             if job is None or await repo.job_for(user_id, job.project_id, job_id) is None:
                 raise errors.JobNotFound()
-            return job, await repo.events_after(job_id, after)
+            return job, await repo.events_after(job_id, min(after, MAX_SEQ))
 
     async def cancel(self, user_id: str, project_id: str, job_id: str) -> Row:
         """Cancel a pending or processing export. Idempotent once cancelled; 409 once completed or failed."""

@@ -35,7 +35,7 @@ def describe_validation(error: RequestValidationError) -> tuple[str, str]:
     """The first problem, naming its field in the client's own terms (e.g. options.pixelToMicrometerScale)."""
     first = error.errors()[0]
     location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "header")]
-    field = ".".join(location)
+    field = ".".join(location) or ("body" if first.get("loc", ())[:1] == ("body",) else "")
     if first.get("type") == "json_invalid":
         return "The request body is not valid JSON.", "body"
     if first.get("type") == "missing" and not field:

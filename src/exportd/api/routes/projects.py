@@ -92,5 +92,5 @@ def _parse_segmentation(raw: str | None) -> dict[str, list[PolygonIn]]:
         raise BadRequest("segmentation is not valid JSON.", field="segmentation") from error
     except ValidationError as error:
         first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise BadRequest(f"segmentation.{where}: {first['msg']}", field="segmentation") from error
+        where = ".".join(["segmentation", *(str(part) for part in first["loc"])])
+        raise BadRequest(f"{where}: {first['msg']}", field="segmentation") from error
