@@ -9,6 +9,7 @@ stamps come from one clock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import platform
@@ -146,3 +147,29 @@ class ThreadCpu:
                 rows.append(f"    {name:<40} {seconds:7.2f} s  ({seconds / self.wall:4.2f} cores)")
         rows.append(f"    {'all threads':<40} {total:7.2f} s  ({total / self.wall:4.2f} cores)")
         return rows
+
+
+class LoopLag:
+    """How late the event loop wakes a 1 ms sleep: a direct measure of how long it is blocked."""
+
+    def __init__(self, interval: float = 0.001) -> None:
+        self.interval = interval
+        self.lags: list[float] = []
+        self._task: asyncio.Task | None = None
+
+    async def _watch(self) -> None:
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(self.interval)
+            self.lags.append(max(0.0, time.perf_counter() - before - self.interval))
+
+    def start(self) -> None:
+        self.lags.clear()
+        self._task = asyncio.create_task(self._watch())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

@@ -6,14 +6,25 @@ active-export limit high enough not to interfere. Every pipeline item takes
 10 ms (``pipeline_item_delay_seconds=0.01``, a benchmark-only setting: after
 each item the pipeline's ``ctx.item_done()`` sleeps that long, then the next
 item starts with ``raise_if_cancelled()``). The project has 400 small synthetic
-images with their cell polygons, so one export has 400 image items, 800
-annotation items (COCO and JSON) and a few more, about 12 s of work: no export
-finishes during the run. Four exports are kept running; again and again one of
-them, chosen at random among those past their first items, is cancelled over
-HTTP (httpx) after a random 20-80 ms pause, and a replacement is started, until
-at least 200 cancels (``--cancels``). Progress uses the production interval
-(0.25 s) and the store fallback check its production default (0.5 s), so the
-cancel reaches the pipeline through the engine's stop signal, as in production.
+images, so one export has 400 image items, 800 annotation items (COCO and
+JSON) and a few more, about 12 s of work: no export finishes during the run.
+Four exports are kept running; again and again one of them, chosen at random
+among those past their first items, is cancelled over HTTP (httpx) after a
+random 20-80 ms pause, and a replacement is started over HTTP, until at least
+200 cancels (``--cancels``). Progress uses the production interval (0.25 s) and
+the store fallback check its production default (0.5 s), so the cancel reaches
+the pipeline through the engine's stop signal, as in production.
+
+Two phases, each on a fresh server and data folder:
+
+1. *plain images* (the headline figures): the images carry no polygons, so
+   starting a replacement export costs the event loop little.
+2. *images with polygons* (``--polygon-cancels``, fewer cancels): each image
+   has its 4-10 synthetic cell polygons (about 45 points each). Starting an
+   export then loads a project snapshot whose polygons are decoded and
+   converted on the event loop; the phase shows how much that delays the
+   cancels that arrive meanwhile. The time each snapshot load takes and how
+   late the loop wakes a 1 ms sleep (loop lag) are printed in both phases.
 
 What is measured.
 
@@ -50,7 +61,7 @@ quoted in the brief, not measured here): arq's abort answers in about 503 ms
 and stops in 472 ms p99; Celery with a cooperative Redis flag checked every
 10 ms stops in about 10 ms p99.
 
-Run: ``.venv/bin/python bench/cancel_latency.py [--cancels 250] [--images 400]``
+Run: ``.venv/bin/python bench/cancel_latency.py [--cancels 250] [--polygon-cancels 40] [--images 400]``
 """
 
 from __future__ import annotations
@@ -147,26 +158,27 @@ class StopProbe:
         engine.running = StampedRunning()
 
 
-def project_files(count: int) -> tuple[list[tuple[str, bytes]], dict[str, list[dict]]]:
-    """`count` small synthetic images (16 distinct ones, repeated) with their polygons."""
+def project_files(count: int, polygons: bool) -> tuple[list[tuple[str, bytes]], dict[str, list[dict]]]:
+    """`count` small synthetic images (16 distinct ones, repeated), with or without their polygons."""
     distinct = [synthetic_image(seed, width=128, height=96) for seed in range(1, 17)]
     files, segmentation = [], {}
     for number in range(count):
-        png, polygons = distinct[number % len(distinct)]
+        png, shapes = distinct[number % len(distinct)]
         name = f"cell_{number:04d}.png"
         files.append((name, png))
-        segmentation[name] = polygons
+        if polygons:
+            segmentation[name] = shapes
     return files, segmentation
 
 
-async def upload(http: httpx.AsyncClient, project_id: str, count: int) -> None:
-    files, segmentation = project_files(count)
+async def upload(http: httpx.AsyncClient, project_id: str, count: int, polygons: bool) -> None:
+    files, segmentation = project_files(count, polygons)
     for start in range(0, count, 100):
         batch = files[start:start + 100]
         response = await http.post(
             f"/api/projects/{project_id}/images",
             files=[("files", (name, png, "image/png")) for name, png in batch],
-            data={"segmentation": json.dumps({name: segmentation[name] for name, _ in batch})},
+            data={"segmentation": json.dumps({name: segmentation[name] for name, _ in batch if name in segmentation})},
         )
         response.raise_for_status()
 

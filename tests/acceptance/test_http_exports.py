@@ -6,8 +6,12 @@ import asyncio
 import io
 import json
 import zipfile
+from datetime import UTC, datetime, timedelta
+
+import jwt
 
 from tests.acceptance.support import (
+    SECRET,
     assert_error,
     assert_log_is_sound,
     export_url,
@@ -36,6 +40,7 @@ async def test_an_export_is_accepted_with_202_and_can_be_followed_to_completion(
             tail = await log(http, project_id, job["id"], after=2)
             past_end = await log(http, project_id, job["id"], after=done["seq"])
             negative = await http.get(export_url(project_id, job["id"], "events"), params={"after": -1})
+            beyond_any_seq = await log(http, project_id, job["id"], after=2**64)
 
     assert JOB_FIELDS <= job.keys()
     assert job["status"] == "pending" and job["seq"] == 1 and job["projectId"] == project_id
@@ -47,7 +52,7 @@ async def test_an_export_is_accepted_with_202_and_can_be_followed_to_completion(
     assert done["seq"] == len(stored)
     assert_log_is_sound(stored)
     assert stored[-1]["type"] == "export:completed" and stored[-1]["exportSize"] == done["exportSize"]
-    assert tail == stored[2:] and past_end == []
+    assert tail == stored[2:] and past_end == [] and beyond_any_seq == []
     assert_error(negative, 400, "BAD_REQUEST")
 
 
@@ -208,6 +213,7 @@ async def test_download_answers_by_status(tmp_path):
             await until_status(http, project_id, processing, "completed")
             failed = await until_status(http, project_id, failing, "failed")
             when_failed = await http.get(export_url(project_id, failing, "download"))
+            cancel_failed = await http.post(export_url(project_id, failing, "cancel"))
 
             cancelled = (await start(http, project_id))["id"]
             await app.items.reached(cancelled)
@@ -228,6 +234,7 @@ async def test_download_answers_by_status(tmp_path):
     assert failed_log[-1]["type"] == "export:failed"
     assert_log_is_sound(failed_log)
     assert_error(when_failed, 409, "CONFLICT")
+    assert assert_error(cancel_failed, 409, "CONFLICT")["job"]["status"] == "failed"
     assert_error(when_cancelled, 410, "GONE")
     assert_error(unknown, 404, "NOT_FOUND")
     assert_error(anonymous_response, 401, "UNAUTHORIZED")
@@ -246,7 +253,7 @@ async def test_download_answers_by_status(tmp_path):
 
 async def test_a_download_token_opens_its_own_completed_export_and_nothing_else(tmp_path):
     async with running(tmp_path, items=1) as app:
-        _, token = await app.user("ada@example.com")
+        user_id, token = await app.user("ada@example.com")
         project_id, _ = await app.project(token, images=1)
         async with app.client(token) as http, app.client() as browser:
             first = (await start(http, project_id))["id"]
@@ -265,6 +272,9 @@ async def test_a_download_token_opens_its_own_completed_export_and_nothing_else(
             other_job = await browser.get(export_url(project_id, second, "download"), params={"token": grant["token"]})
             forged = await browser.get(export_url(project_id, first, "download"), params={"token": grant["token"] + "x"})
             access_as_download = await browser.get(export_url(project_id, first, "download"), params={"token": token})
+            expired_grant = jwt.encode({"sub": user_id, "typ": "download", "job": first,
+                                        "exp": datetime.now(UTC) - timedelta(seconds=1)}, SECRET, algorithm="HS256")
+            expired = await browser.get(export_url(project_id, first, "download"), params={"token": expired_grant})
             first_zip = await http.get(export_url(project_id, first, "download"))
 
     assert issued.status_code == 200, issued.text
@@ -275,6 +285,7 @@ async def test_a_download_token_opens_its_own_completed_export_and_nothing_else(
     assert_error(other_job, 401, "UNAUTHORIZED")
     assert_error(forged, 401, "UNAUTHORIZED")
     assert_error(access_as_download, 401, "UNAUTHORIZED")
+    assert_error(expired, 401, "UNAUTHORIZED")
 
 
 async def test_a_discarded_export_is_gone_and_leaves_the_history(tmp_path):
@@ -320,6 +331,20 @@ async def test_a_second_start_while_one_is_active_is_429_for_that_user_only(tmp_
     assert after.status_code == 202, after.text
 
 
+async def test_concurrent_starts_by_one_user_create_exactly_one_job(tmp_path):
+    async with running(tmp_path, items=1) as app:
+        _, token = await app.user("ada@example.com")
+        project_id, _ = await app.project(token, images=1)
+        async with app.client(token) as http:
+            responses = await asyncio.gather(*(http.post(export_url(project_id), json={}) for _ in range(5)))
+            history = (await http.get(export_url(project_id, tail="history"))).json()["jobs"]
+
+    codes = sorted(response.status_code for response in responses)
+    assert codes == [202, 429, 429, 429, 429], [response.text for response in responses]
+    accepted = next(response.json() for response in responses if response.status_code == 202)
+    assert [job["id"] for job in history] == [accepted["id"]]
+
+
 async def test_an_idempotency_key_returns_the_same_job_and_refuses_a_different_body(tmp_path):
     async with running(tmp_path, items=1) as app:
         _, token = await app.user("ada@example.com")
@@ -334,13 +359,19 @@ async def test_an_idempotency_key_returns_the_same_job_and_refuses_a_different_b
             app.items.release(first.json()["id"])
             await until_status(http, project_id, first.json()["id"], "completed")
             replay_after = await http.post(export_url(project_id), json=body, headers=key)
+            together = await asyncio.gather(*(http.post(export_url(project_id), json=body,
+                                                        headers={"Idempotency-Key": "export-43"}) for _ in range(5)))
+            app.items.release(together[0].json()["id"])
             history = (await http.get(export_url(project_id, tail="history"))).json()["jobs"]
+            history = [job for job in history if job["id"] != together[0].json()["id"]]
 
     assert first.status_code == replay.status_code == 202
     assert replay.json()["id"] == first.json()["id"]  # not a 429: the replay creates nothing
     assert replay.headers.get("Idempotent-Replayed") == "true"
     assert_error(different, 409, "CONFLICT")
     assert replay_after.status_code == 202 and replay_after.json()["id"] == first.json()["id"]
+    assert [response.status_code for response in together] == [202] * 5
+    assert len({response.json()["id"] for response in together}) == 1
     assert [job["id"] for job in history] == [first.json()["id"]]
 
 

@@ -146,6 +146,8 @@ async def test_malformed_socket_messages_get_an_error_ack_and_the_connection_sta
             acks[name] = await sock.call(event, data)
             assert sock.client.connected, f"{name} dropped the connection"
         valid = await sock.call("export:sync", {"jobId": job_id, "afterSeq": 0})
+        beyond_any_seq = await sock.call("export:sync", {"jobId": job_id, "afterSeq": 2**64})
+        too_late = await sock.call("export:cancel", {"jobId": job_id, "projectId": project_id})
 
     for name, ack in acks.items():
         assert ack["success"] is False and ack["code"] == "BAD_REQUEST", (name, ack)
@@ -153,6 +155,9 @@ async def test_malformed_socket_messages_get_an_error_ack_and_the_connection_sta
     assert "jobId" in acks["sync without jobId"]["error"]
     assert "afterSeq" in acks["sync with a negative afterSeq"]["error"]
     assert valid["success"] is True and valid["events"] == stored
+    assert beyond_any_seq["success"] is True and beyond_any_seq["events"] == []
+    assert too_late["success"] is False and too_late["code"] == "CONFLICT"  # the HTTP cancel's 409 body
+    assert too_late["job"]["status"] == "completed"
 
 
 async def test_a_socket_without_a_valid_access_token_is_refused(tmp_path):
