@@ -75,7 +75,7 @@ def spread(seconds: Sequence[float]) -> dict[str, float]:
 
 def spread_line(label: str, seconds: Sequence[float]) -> str:
     s = spread(seconds)
-    return (f"  {label:<34} n={s['n']:<5} p50={s['p50']:7.2f} ms  p99={s['p99']:7.2f} ms  "
+    return (f"  {label:<40} n={s['n']:<5} p50={s['p50']:7.2f} ms  p99={s['p99']:7.2f} ms  "
             f"max={s['max']:7.2f} ms  mean={s['mean']:7.2f} ms")
 
 

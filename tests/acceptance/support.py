@@ -7,6 +7,7 @@ reading a job whose project is no longer visible to anyone.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,16 +34,22 @@ class HeldItems(ItemGate):
     def __init__(self, after: int) -> None:
         super().__init__(after)
         self.opened = False
+        self._known: set[str] = set()
+        self._lock = threading.Lock()  # the pipeline threads call in; the test opens from the loop
 
     def __call__(self, job_id: str, attempt: int) -> None:
-        if self.opened:
-            self.items[job_id] += 1
-            return
+        with self._lock:
+            if self.opened:
+                self.items[job_id] += 1
+                return
+            self._known.add(job_id)
         super().__call__(job_id, attempt)
 
     def open_all(self) -> None:
-        self.opened = True
-        for job_id in list(self.items):
+        with self._lock:
+            self.opened = True
+            known = list(self._known)
+        for job_id in known:
             self.release(job_id)
 
 
@@ -211,6 +218,17 @@ async def until_status(http: httpx.AsyncClient, project_id: str, job_id: str, *w
         job = await status(http, project_id, job_id)
         return job if job["status"] in wanted else None
     return await eventually(reached, timeout, message=f"job {job_id} to be {' or '.join(wanted)}")
+
+
+async def held_at_first_item(app: App, http: httpx.AsyncClient, project_id: str, job_id: str) -> dict:
+    """Wait until the job is held after its first item and its progress for that item is stored: from
+    then on nothing about it changes until the gate opens. Returns the job as it stands."""
+    await app.items.reached(job_id)
+
+    async def quiet():
+        job = await status(http, project_id, job_id)
+        return job if job["status"] == "processing" and job["stage"] is not None else None
+    return await eventually(quiet, message=f"job {job_id} to record its first item")
 
 
 def assert_error(response: httpx.Response, status_code: int, code: str) -> dict:

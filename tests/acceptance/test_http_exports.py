@@ -15,6 +15,7 @@ from tests.acceptance.support import (
     assert_error,
     assert_log_is_sound,
     export_url,
+    held_at_first_item,
     log,
     running,
     start,
@@ -61,18 +62,25 @@ async def test_history_lists_the_callers_exports_newest_first(tmp_path):
         _, token = await app.user("ada@example.com")
         _, bob_token = await app.user("bob@example.com")
         project_id, _ = await app.project(token, images=1)
-        async with app.client(token) as http:
-            started = []
-            for _ in range(3):
+        async with app.client(token) as http, app.client(bob_token) as bob:
+            shared = await http.post(f"/api/projects/{project_id}/shares", json={"email": "bob@example.com"})
+            assert shared.status_code == 201, shared.text
+            started, bobs = [], None
+            for round_ in range(3):
                 job_id = (await start(http, project_id))["id"]
                 await until_status(http, project_id, job_id, "completed")
                 started.append(job_id)
+                if round_ == 1:  # someone else's export of the same project, in between
+                    bobs = (await start(bob, project_id))["id"]
+                    await until_status(bob, project_id, bobs, "completed")
             history = (await http.get(export_url(project_id, tail="history"))).json()["jobs"]
             limited = (await http.get(export_url(project_id, tail="history"), params={"limit": 2})).json()["jobs"]
+            bob_history = (await bob.get(export_url(project_id, tail="history"))).json()["jobs"]
 
     assert [job["id"] for job in history] == started[::-1]
     assert [job["id"] for job in limited] == started[:0:-1]
     assert all(job["status"] == "completed" for job in history)
+    assert [job["id"] for job in bob_history] == [bobs]
 
 
 async def test_cancelling_a_pending_export_cancels_it_at_once_and_it_never_starts(tmp_path):
@@ -86,6 +94,7 @@ async def test_cancelling_a_pending_export_cancels_it_at_once_and_it_never_start
             assert (await status(http, project_id, queued))["status"] == "pending"
 
             response = await http.post(export_url(project_id, queued, "cancel"))
+            right_after = await status(http, project_id, queued)  # the worker is still busy elsewhere
             app.completions.release(busy)
             # one worker takes jobs in order: once a later job completed, it has passed the cancelled one
             later = (await start(http, project_id))["id"]
@@ -98,6 +107,7 @@ async def test_cancelling_a_pending_export_cancels_it_at_once_and_it_never_start
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == "cancelled" and body["previousStatus"] == "pending" and body["cancelledAt"]
+    assert right_after["status"] == "cancelled" and right_after["cancelledAt"] == body["cancelledAt"]
     assert final["status"] == "cancelled" and final["startedAt"] is None and final["cancelledAt"] == body["cancelledAt"]
     assert [event["type"] for event in stored] == ["export:queued", "export:cancelled"]
     assert_log_is_sound(stored)
@@ -124,8 +134,7 @@ async def test_five_concurrent_cancels_agree_on_one_cancel(tmp_path):
     assert [event["type"] for event in stored].count("export:cancelled") == 1
     assert_log_is_sound(stored)
     assert final["status"] == "cancelled" and final["cancelledAt"] == bodies[0]["cancelledAt"]
-    assert not (app.runtime.settings.exports_dir / job_id).exists() or not any(
-        (app.runtime.settings.exports_dir / job_id).rglob("*.zip"))
+    assert list(app.runtime.settings.exports_dir.rglob("*.zip")) == []
 
 
 async def test_cancelling_twice_returns_the_same_cancelled_at(tmp_path):
@@ -165,8 +174,7 @@ async def test_cancelling_another_users_job_is_404_and_leaves_it_running(tmp_pat
         bob_project, _ = await app.project(bob_token, images=0)
         async with app.client(ada_token) as ada, app.client(bob_token) as bob:
             job_id = (await start(ada, project_id))["id"]
-            await app.items.reached(job_id)
-            before = await status(ada, project_id, job_id)
+            before = await held_at_first_item(app, ada, project_id, job_id)
             refused = await bob.post(export_url(project_id, job_id, "cancel"))
             refused_via_own_project = await bob.post(export_url(bob_project, job_id, "cancel"))
             after = await status(ada, project_id, job_id)
@@ -208,6 +216,7 @@ async def test_download_answers_by_status(tmp_path):
             failing = (await start(http, project_id))["id"]
             (app.runtime.settings.exports_dir / failing).write_bytes(b"in the way")
             while_processing = await http.get(export_url(project_id, processing, "download"))
+            processing_view = await status(http, project_id, processing)
             while_pending = await http.get(export_url(project_id, failing, "download"))
             app.items.release(processing)
             await until_status(http, project_id, processing, "completed")
@@ -221,6 +230,7 @@ async def test_download_answers_by_status(tmp_path):
             app.items.release(cancelled)
             await app.settled(cancelled)
             when_cancelled = await http.get(export_url(project_id, cancelled, "download"))
+            cancelled_view = await status(http, project_id, cancelled)
 
             completed = await http.get(export_url(project_id, processing, "download"))
             unknown = await http.get(export_url(project_id, "00000000-0000-0000-0000-000000000000", "download"))
@@ -229,6 +239,8 @@ async def test_download_answers_by_status(tmp_path):
             done = await status(http, project_id, processing)
 
     assert_error(while_processing, 409, "CONFLICT")
+    assert processing_view["downloadUrl"] is None and cancelled_view["downloadUrl"] is None
+    assert done["downloadUrl"] == export_url(project_id, processing, "download") and done["available"] is True
     assert_error(while_pending, 409, "CONFLICT")
     assert failed["error"] and failed["errorCode"] == "EXPORT_ERROR"
     assert failed_log[-1]["type"] == "export:failed"
@@ -270,7 +282,8 @@ async def test_a_download_token_opens_its_own_completed_export_and_nothing_else(
             with_token = await browser.get(export_url(project_id, first, "download"), params={"token": grant["token"]})
             via_url = await browser.get(grant["url"])
             other_job = await browser.get(export_url(project_id, second, "download"), params={"token": grant["token"]})
-            forged = await browser.get(export_url(project_id, first, "download"), params={"token": grant["token"] + "x"})
+            forged = await browser.get(export_url(project_id, first, "download"),
+                                       params={"token": grant["token"] + "x"})
             access_as_download = await browser.get(export_url(project_id, first, "download"), params={"token": token})
             expired_grant = jwt.encode({"sub": user_id, "typ": "download", "job": first,
                                         "exp": datetime.now(UTC) - timedelta(seconds=1)}, SECRET, algorithm="HS256")
@@ -301,11 +314,15 @@ async def test_a_discarded_export_is_gone_and_leaves_the_history(tmp_path):
             discarded = await http.delete(export_url(project_id, running_job))
             download = await http.get(export_url(project_id, running_job, "download"))
             history = (await http.get(export_url(project_id, tail="history"))).json()["jobs"]
+            after = await status(http, project_id, running_job)
+            stored = await log(http, project_id, running_job)
 
     assert_error(while_active, 409, "CONFLICT")
     assert discarded.status_code == 204 and discarded.content == b""
     assert_error(download, 410, "GONE")
     assert running_job not in [job["id"] for job in history]
+    assert after["status"] == "completed" and after["available"] is False and after["downloadUrl"] is None
+    assert stored[-1]["type"] == "export:completed"  # the record stays readable
     assert done["fileName"] and not (app.runtime.settings.exports_dir / running_job).exists()
 
 

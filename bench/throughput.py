@@ -1,0 +1,307 @@
+"""Throughput: exports of an empty project completed per second, end to end, every event persisted.
+
+The embedded default shape: the real app served by uvicorn (127.0.0.1, port 0,
+in this event loop), SQLite in a temporary data folder, workers in the server
+process with ``worker_concurrency`` = CPU count (the production default), the
+production progress interval (0.25 s) and store check (0.5 s), and a per-user
+active-export limit high enough not to refuse any job. The project has no
+images, so each export is the bare job machinery: the queued event, the claim,
+the project snapshot, the pipeline in a worker thread (README, metadata.json,
+closing the ZIP), throttled progress, the completion, each transition with its
+event row, and the relay emitting every event to Socket.IO.
+
+N jobs (2,000 by default) are started, by 8 concurrent producers, in two ways,
+each on a fresh server and data folder:
+
+* services: ``runtime.services.start_export(...)`` called directly;
+* HTTP: ``POST /api/projects/{id}/export`` with httpx (bearer token).
+
+The clock runs from the first start to the commit of the N-th terminal event,
+counted by a store listener. Printed: jobs/s and its ratio to the target of
+480 jobs/s (the rate at which Celery's prefork pool runs no-op tasks on this
+kind of machine while persisting nothing), how fast the jobs were submitted,
+the CPU each thread used, and a check of the store: every job completed, with a
+gap-free event log (seq 1..n) holding exactly one terminal event,
+``export:completed``, as its last.
+
+``--profile`` runs the services phase under cProfile (the event-loop thread,
+where the job machinery runs) and prints the functions with the most own time
+and exportd's functions with the most cumulative time (cProfile counts every
+resumption of a coroutine as a call, so cumulative times of coroutines overlap;
+own times are sound); ``--profile pyinstrument`` samples with pyinstrument
+instead, when installed. Either way the profiled run also counts SQL
+statements by kind and aiosqlite thread round trips per job.
+
+Run: ``.venv/bin/python bench/throughput.py [--jobs 2000] [--producers 8] [--workers N] [--only services|http]
+[--profile [cprofile|pyinstrument]]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import os
+import pstats
+import re
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+from sqlalchemy import event, select
+
+from _harness import ThreadCpu, account, header, serve, stop, verdict
+from exportd.api.app import create_app
+from exportd.domain.jobs import EventType
+from exportd.domain.requests import ExportRequest
+from exportd.store.tables import export_events, export_jobs
+from exportd.testing import test_settings
+
+TARGET = 480.0  #: jobs/s
+_TABLES = re.compile(r"\b(?:FROM|INTO|UPDATE|JOIN)\s+(\w+)", re.IGNORECASE)
+TERMINAL = {EventType.COMPLETED, EventType.FAILED, EventType.CANCELLED}
+
+
+class Finish:
+    """A store listener that counts terminal events and stamps the N-th."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.terminal: Counter[str] = Counter()
+        self.events = 0
+        self.done = asyncio.Event()
+        self.finished_at = 0.0
+
+    def __call__(self, records) -> None:
+        self.events += len(records)
+        for record in records:
+            if record.type in TERMINAL:
+                self.terminal[record.type.value] += 1
+                if sum(self.terminal.values()) == self.expected:
+                    self.finished_at = time.perf_counter()
+                    self.done.set()
+
+
+class SqlCensus:
+    """Counts, for the profile: SQL statements by kind, and aiosqlite thread round trips ("hops").
+
+    Every awaited aiosqlite call (cursor, execute, fetch, close, commit,
+    rollback) queues a function for the connection's thread and waits for a
+    future: one hop of the event loop to that thread and back.
+    """
+
+    def __init__(self) -> None:
+        self.statements: Counter[str] = Counter()
+        self.hops = 0
+        self._original = None
+        self._listeners: list = []
+
+    def attach(self, runtime) -> None:
+        store = runtime.store
+        self._listeners = [(engine.sync_engine, self._statement(label))
+                           for label, engine in (("writer", store._writer), ("reader", store._reader))]
+        for target, listener in self._listeners:
+            event.listen(target, "before_cursor_execute", listener)
+        import aiosqlite.core
+
+        self._original = original = aiosqlite.core.Connection._execute
+        census = self
+
+        async def counted(connection, fn, *args, **kwargs):
+            census.hops += 1
+            return await original(connection, fn, *args, **kwargs)
+
+        aiosqlite.core.Connection._execute = counted
+
+    def detach(self) -> None:
+        for target, listener in self._listeners:
+            event.remove(target, "before_cursor_execute", listener)
+        self._listeners = []
+        if self._original is not None:
+            import aiosqlite.core
+
+            aiosqlite.core.Connection._execute = self._original
+
+    def _statement(self, label: str):
+        def on_execute(conn, cursor, statement, parameters, context, executemany) -> None:
+            words = statement.split()
+            verb = words[0].upper() if words else "?"
+            tables = sorted(set(_TABLES.findall(statement)))
+            extra = " count(*)" if verb == "SELECT" and "count(*)" in statement else ""
+            extra += " RETURNING" if "RETURNING" in statement else ""
+            self.statements[f"{label}: {verb}{extra} {' '.join(tables) or ' '.join(words[1:2])}"] += 1
+
+        return on_execute
+
+    def lines(self, jobs: int) -> list[str]:
+        rows = [f"  aiosqlite thread hops: {self.hops} ({self.hops / jobs:.1f} per job); "
+                f"SQL statements: {sum(self.statements.values())} "
+                f"({sum(self.statements.values()) / jobs:.1f} per job), by kind (per job):"]
+        for kind, count in self.statements.most_common():
+            rows.append(f"    {count / jobs:6.2f}  {kind}")
+        return rows
+
+
+async def check_store(runtime, job_ids: set[str]) -> dict:
+    """Read every job and event back: statuses, event counts, and whether each log is sound."""
+    async with runtime.store.read() as repo:
+        statuses = Counter(row.status for row in await repo.conn.execute(select(export_jobs.c.id, export_jobs.c.status))
+                           if row.id in job_ids)
+        rows = (await repo.conn.execute(
+            select(export_events.c.job_id, export_events.c.seq, export_events.c.type)
+            .order_by(export_events.c.job_id, export_events.c.seq))).all()
+    logs: dict[str, list[tuple[int, str]]] = {job_id: [] for job_id in job_ids}
+    for row in rows:
+        if row.job_id in logs:
+            logs[row.job_id].append((row.seq, row.type))
+    unsound = []
+    for job_id, log in logs.items():
+        seqs = [seq for seq, _ in log]
+        terminal = [kind for _, kind in log if kind in {t.value for t in TERMINAL}]
+        if (seqs != list(range(1, len(log) + 1)) or terminal != ["export:completed"]
+                or log[-1][1] != "export:completed"):
+            unsound.append(job_id)
+    per_job = Counter(len(log) for log in logs.values())
+    kinds = Counter(kind for log in logs.values() for _, kind in log)
+    return {"statuses": dict(statuses), "unsound": unsound, "per_job": dict(sorted(per_job.items())),
+            "events": sum(len(log) for log in logs.values()), "kinds": dict(kinds)}
+
+
+async def run(mode: str, jobs: int, producers: int, workers: int, profiler=None,
+              census: SqlCensus | None = None) -> dict:
+    with tempfile.TemporaryDirectory(prefix=f"exportd-bench-throughput-{mode}-") as tmp:
+        settings = test_settings(
+            Path(tmp) / "data", worker_concurrency=workers, max_active_exports_per_user=10_000_000,
+            progress_interval_seconds=0.25, store_check_seconds=0.5,
+        )
+        app = create_app(settings)
+        runtime = app.runtime
+        url, server, task = await serve(app)
+        try:
+            user_id, token = await account(url, f"{mode}@example.com")
+            project = await runtime.services.create_project(user_id, "Empty project")
+            finish = Finish(jobs)
+            runtime.store.subscribe(finish)
+            job_ids: list[str] = []
+            remaining = iter(range(jobs))
+            request = ExportRequest()
+            http = httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60,
+                                     limits=httpx.Limits(max_connections=producers))
+
+            async def by_services() -> None:
+                for _ in remaining:
+                    job, _ = await runtime.services.start_export(user_id, project.id, request)
+                    job_ids.append(job.id)
+
+            async def by_http() -> None:
+                for _ in remaining:
+                    response = await http.post(f"/api/projects/{project.id}/export", json={})
+                    response.raise_for_status()
+                    job_ids.append(response.json()["id"])
+
+            producer = by_services if mode == "services" else by_http
+            if census is not None:
+                census.attach(runtime)
+            cpu = ThreadCpu()
+            cpu.start()
+            if profiler is not None:
+                profiler.enable()
+            began = time.perf_counter()
+            await asyncio.gather(*(producer() for _ in range(producers)))
+            submitted = time.perf_counter() - began
+            done_while_submitting = sum(finish.terminal.values())
+            try:
+                await asyncio.wait_for(finish.done.wait(), timeout=300)
+            finally:
+                if profiler is not None:
+                    profiler.disable()
+                cpu.stop()
+                if census is not None:
+                    census.detach()
+            elapsed = finish.finished_at - began
+            await http.aclose()
+            await runtime.relay.drain()
+            checked = await check_store(runtime, set(job_ids))
+        finally:
+            await stop(server, task)
+    return {"mode": mode, "jobs": jobs, "elapsed": elapsed, "submitted": submitted, "terminal": dict(finish.terminal),
+            "done_while_submitting": done_while_submitting,
+            "cpu": cpu, "checked": checked, "concurrency": settings.worker_concurrency}
+
+
+def report(result: dict) -> None:
+    rate = result["jobs"] / result["elapsed"]
+    checked = result["checked"]
+    print(f"-- {result['mode']}: {result['jobs']} jobs, {result['concurrency']} workers")
+    print(f"  submitted in {result['submitted']:.2f} s ({result['jobs'] / result['submitted']:.0f} starts/s); "
+          f"all terminal after {result['elapsed']:.2f} s")
+    drained = result["jobs"] - result["done_while_submitting"]
+    print(f"  completed while submitting: {result['done_while_submitting']} "
+          f"({result['done_while_submitting'] / result['submitted']:.0f}/s); the other {drained} after it "
+          f"({drained / max(result['elapsed'] - result['submitted'], 1e-9):.0f}/s)")
+    print(f"  throughput {rate:7.1f} jobs/s   target {TARGET:.0f} jobs/s   ratio {rate / TARGET:.2f}x target  "
+          f"-> {verdict(rate, TARGET, lower_is_better=False)}")
+    print(f"  terminal events: {result['terminal']}; job statuses in the store: {checked['statuses']}")
+    print(f"  events stored: {checked['events']} ({checked['events'] / result['elapsed']:.0f} event rows/s); "
+          f"by type {checked['kinds']}")
+    print(f"  events per job: {checked['per_job']}")
+    sound = result["jobs"] - len(checked["unsound"])
+    print(f"  event logs gap-free (seq 1..n) and ending in export:completed: {sound}/{result['jobs']}"
+          + ("" if not checked["unsound"] else f"  UNSOUND e.g. {checked['unsound'][:3]}"))
+    for line in result["cpu"].lines():
+        print(line)
+    sys.stdout.flush()
+
+
+def print_profile(profiler: cProfile.Profile) -> None:
+    stream = io.StringIO()
+    stats = pstats.Stats(profiler, stream=stream)
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(r"src/exportd", 30)
+    print("-- profile of the services phase (event-loop thread, cProfile)")
+    for line in stream.getvalue().splitlines():
+        if line.strip() and not line.startswith("   Random listing"):
+            print("  " + line.replace(str(Path(sys.prefix).parent), "."))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--producers", type=int, default=8)
+    parser.add_argument("--only", choices=("services", "http"))
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="worker_concurrency (default: the CPU count, the production default)")
+    parser.add_argument("--profile", nargs="?", const="cprofile", choices=("cprofile", "pyinstrument"))
+    args = parser.parse_args()
+    header("throughput: empty-project exports, end to end, every event persisted (embedded SQLite)")
+    modes = [args.only] if args.only else ["services", "http"]
+    for mode in modes:
+        profiler = census = None
+        if args.profile == "cprofile" and mode == "services":
+            profiler = cProfile.Profile()
+        elif args.profile == "pyinstrument" and mode == "services":
+            from pyinstrument import Profiler
+
+            profiler = Profiler(async_mode="disabled")
+            profiler.enable, profiler.disable = profiler.start, profiler.stop
+        if args.profile and mode == "services":
+            census = SqlCensus()
+        result = asyncio.run(run(mode, args.jobs, args.producers, args.workers, profiler, census))
+        report(result)
+        if census is not None:
+            print(f"  event-loop CPU per job: {result['cpu'].used.get('MainThread (event loop)', 0) / args.jobs * 1000:.2f} ms "
+                  "(profiled run)")
+            for line in census.lines(args.jobs):
+                print(line)
+        if isinstance(profiler, cProfile.Profile):
+            print_profile(profiler)
+        elif profiler is not None:
+            print(profiler.output_text(unicode=False, color=False, show_all=False))
+
+
+if __name__ == "__main__":
+    main()
