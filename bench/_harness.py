@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import math
 import os
 import platform
@@ -173,3 +174,32 @@ class LoopLag:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+
+class GcPauses:
+    """Durations of the garbage collector's runs (``gc.callbacks``), by generation, while started."""
+
+    def __init__(self) -> None:
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._began = 0.0
+
+    def _callback(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append(time.perf_counter() - self._began)
+
+    def start(self) -> None:
+        for pauses in self.pauses.values():
+            pauses.clear()
+        gc.callbacks.append(self._callback)
+
+    def stop(self) -> None:
+        if self._callback in gc.callbacks:
+            gc.callbacks.remove(self._callback)
+
+    def line(self) -> str:
+        full = self.pauses[2]
+        young = self.pauses[0] + self.pauses[1]
+        return (f"  GC: {len(full)} full (gen-2) collections, longest {max(full, default=0) * 1000:.1f} ms, "
+                f"{sum(full) * 1000:.0f} ms in all; {len(young)} young ones, {sum(young) * 1000:.0f} ms in all")

@@ -54,7 +54,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import event, select
 
-from _harness import ThreadCpu, account, header, serve, stop, verdict
+from _harness import GcPauses, ThreadCpu, account, header, serve, stop, verdict
 from exportd.api.app import create_app
 from exportd.domain.jobs import EventType
 from exportd.domain.requests import ExportRequest
@@ -208,6 +208,8 @@ async def run(mode: str, jobs: int, producers: int, workers: int, profiler=None,
                 census.attach(runtime)
             cpu = ThreadCpu()
             cpu.start()
+            collections = GcPauses()
+            collections.start()
             if profiler is not None:
                 profiler.enable()
             began = time.perf_counter()
@@ -220,6 +222,7 @@ async def run(mode: str, jobs: int, producers: int, workers: int, profiler=None,
                 if profiler is not None:
                     profiler.disable()
                 cpu.stop()
+                collections.stop()
                 if census is not None:
                     census.detach()
             elapsed = finish.finished_at - began
@@ -230,7 +233,7 @@ async def run(mode: str, jobs: int, producers: int, workers: int, profiler=None,
             await stop(server, task)
     return {"mode": mode, "jobs": jobs, "elapsed": elapsed, "submitted": submitted, "terminal": dict(finish.terminal),
             "done_while_submitting": done_while_submitting,
-            "cpu": cpu, "checked": checked, "concurrency": settings.worker_concurrency}
+            "cpu": cpu, "gc": collections, "checked": checked, "concurrency": settings.worker_concurrency}
 
 
 def report(result: dict) -> None:
@@ -254,6 +257,7 @@ def report(result: dict) -> None:
           + ("" if not checked["unsound"] else f"  UNSOUND e.g. {checked['unsound'][:3]}"))
     for line in result["cpu"].lines():
         print(line)
+    print(result["gc"].line())
     sys.stdout.flush()
 
 
