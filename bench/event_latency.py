@@ -8,7 +8,7 @@ then loses the guard; the lease is set to an hour so the reaper leaves it
 alone). A python-socketio ``AsyncClient`` (websocket transport, bearer token in
 ``auth``) is connected as the job's owner. The benchmark then writes
 ``export:progress`` events through the real store, one per write transaction
-(``async with runtime.store.write() as repo: await repo.progress(...)``), paced
+(``await runtime.store.apply(lambda repo: repo.progress(...))``), paced
 at 1,000 events/s (event i is due at t0 + i/1000; a late one is written at
 once). Each event goes the production path: commit, ``Store.publish``, the
 ``EventRelay`` (per-job ``seq`` ordering), ``sio.emit`` to the owner's room,
@@ -111,10 +111,12 @@ class Exportd:
         self.url, self.server, self.task = await serve(self.app)
         user_id, token = await account(self.url, "events@example.com")
         project = await self.runtime.services.create_project(user_id, "Event bench")
-        async with self.runtime.store.write() as repo:
-            job = await repo.create_job(project_id=project.id, user_id=user_id,
-                                        options=ExportOptions().to_json(), project_name=project.name)
-            claimed = await repo.claim(job.id, lease_seconds=3600)
+        def create_and_claim(repo):
+            created = repo.create_job(project_id=project.id, user_id=user_id,
+                                      options=ExportOptions().to_json(), project_name=project.name)
+            return created, repo.claim(created.id, lease_seconds=3600)
+
+        job, claimed = await self.runtime.store.apply(create_and_claim)
         assert claimed is not None and claimed.attempt == 1
         self.job_id = job.id
         self.runtime.store.subscribe(self._on_commit)
@@ -130,10 +132,10 @@ class Exportd:
     async def _write(self, i: int) -> None:
         self.progress = min(99.0, self.progress + 0.001)
         began = time.perf_counter()
-        async with self.runtime.store.write() as repo:
-            row = await repo.progress(self.job_id, 1, progress=round(self.progress, 3), stage="annotations",
-                                      current=i + 1, total=1_000_000, message=f"COCO: image_{i:06d}.png",
-                                      eta_seconds=12.5)
+        progress = round(self.progress, 3)
+        row = await self.runtime.store.apply(lambda repo: repo.progress(
+            self.job_id, 1, progress=progress, stage="annotations", current=i + 1, total=1_000_000,
+            message=f"COCO: image_{i:06d}.png", eta_seconds=12.5))
         self.write_seconds.append(time.perf_counter() - began)
         if row is None:
             raise RuntimeError("the progress write lost its guard: the job is no longer held")
@@ -218,8 +220,7 @@ async def run(plan: list[tuple[float, int, int]], warmup: int) -> tuple[list[dic
             await exportd.round(warmup, plan[0][0])
             await bare.round(exportd.payloads[-warmup:], plan[0][0])
             results = [await measure(exportd, bare, events, rounds, rate) for rate, events, rounds in plan]
-            async with exportd.runtime.store.read() as repo:
-                stored = await repo.events_after(exportd.job_id, 0)
+            stored = await exportd.runtime.store.query(lambda repo: repo.events_after(exportd.job_id, 0))
         finally:
             await exportd.stop()
             await bare.stop()

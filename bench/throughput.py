@@ -101,30 +101,27 @@ class SqlCensus:
         self._listeners: list = []
 
     def attach(self, runtime) -> None:
-        store = runtime.store
-        self._listeners = [(engine.sync_engine, self._statement(label))
-                           for label, engine in (("writer", store._writer), ("reader", store._reader))]
+        backend = runtime.store._backend
+        self._listeners = [(engine, self._statement(label))
+                           for label, engine in (("writer", backend.writer), ("reader", backend.reader))]
         for target, listener in self._listeners:
             event.listen(target, "before_cursor_execute", listener)
-        import aiosqlite.core
-
-        self._original = original = aiosqlite.core.Connection._execute
+        self._backend, self._original = backend, backend.run
         census = self
 
-        async def counted(connection, fn, *args, **kwargs):
+        async def counted(work, **kwargs):
             census.hops += 1
-            return await original(connection, fn, *args, **kwargs)
+            return await census._original(work, **kwargs)
 
-        aiosqlite.core.Connection._execute = counted
+        backend.run = counted
 
     def detach(self) -> None:
         for target, listener in self._listeners:
             event.remove(target, "before_cursor_execute", listener)
         self._listeners = []
         if self._original is not None:
-            import aiosqlite.core
-
-            aiosqlite.core.Connection._execute = self._original
+            del self._backend.run
+            self._original = None
 
     def _statement(self, label: str):
         def on_execute(conn, cursor, statement, parameters, context, executemany) -> None:
@@ -138,7 +135,7 @@ class SqlCensus:
         return on_execute
 
     def lines(self, jobs: int) -> list[str]:
-        rows = [f"  aiosqlite thread hops: {self.hops} ({self.hops / jobs:.1f} per job); "
+        rows = [f"  store trips: {self.hops} ({self.hops / jobs:.1f} per job); "
                 f"SQL statements: {sum(self.statements.values())} "
                 f"({sum(self.statements.values()) / jobs:.1f} per job), by kind (per job):"]
         for kind, count in self.statements.most_common():
@@ -148,12 +145,14 @@ class SqlCensus:
 
 async def check_store(runtime, job_ids: set[str]) -> dict:
     """Read every job and event back: statuses, event counts, and whether each log is sound."""
-    async with runtime.store.read() as repo:
-        statuses = Counter(row.status for row in await repo.conn.execute(select(export_jobs.c.id, export_jobs.c.status))
-                           if row.id in job_ids)
-        rows = (await repo.conn.execute(
-            select(export_events.c.job_id, export_events.c.seq, export_events.c.type)
-            .order_by(export_events.c.job_id, export_events.c.seq))).all()
+    def read(repo):
+        jobs = repo.conn.execute(select(export_jobs.c.id, export_jobs.c.status)).all()
+        events = repo.conn.execute(select(export_events.c.job_id, export_events.c.seq, export_events.c.type)
+                                   .order_by(export_events.c.job_id, export_events.c.seq)).all()
+        return jobs, events
+
+    jobs, rows = await runtime.store.query(read)
+    statuses = Counter(row.status for row in jobs if row.id in job_ids)
     logs: dict[str, list[tuple[int, str]]] = {job_id: [] for job_id in job_ids}
     for row in rows:
         if row.job_id in logs:

@@ -51,12 +51,10 @@ class World:
         return self.runtime.services
 
     async def job(self, job_id: str):
-        async with self.runtime.store.read() as repo:
-            return await repo.job(job_id)
+        return await self.runtime.store.query(lambda repo: repo.job(job_id))
 
     async def stored_events(self, job_id: str) -> list[dict[str, Any]]:
-        async with self.runtime.store.read() as repo:
-            return await repo.events_after(job_id, 0)
+        return await self.runtime.store.query(lambda repo: repo.events_after(job_id, 0))
 
     async def settled(self, job_id: str, timeout: float = 10.0):
         """Wait until the job is terminal and its worker has let go of it."""

@@ -22,8 +22,7 @@ _POLYGONS = TypeAdapter(list[PolygonIn])
 
 async def seed_demo(services: Services) -> tuple[str, str]:
     """Create the demo user and project unless they exist. Returns (user id, project id)."""
-    async with services.store.read() as repo:
-        user = await repo.user_by_email(DEMO_EMAIL)
+    user = await services.store.query(lambda repo: repo.user_by_email(DEMO_EMAIL))
     if user is None:
         user = await services.register(Credentials(email=DEMO_EMAIL, password=DEMO_PASSWORD))
     for project in await services.projects(user.id):

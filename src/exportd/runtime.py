@@ -64,5 +64,4 @@ class Runtime:
         await self.sio.emit(event, payload, to=[room(user_id) for user_id in rooms])
 
     async def _fetch(self, job_id: str, after_seq: int) -> list[dict[str, Any]]:
-        async with self.store.read() as repo:
-            return await repo.events_after(job_id, after_seq)
+        return await self.store.query(lambda repo: repo.events_after(job_id, after_seq))

@@ -31,6 +31,7 @@ from exportd.export.formats import ANNOTATION_WRITERS, FEATURES, METRICS_WRITERS
 from exportd.security import Passwords, Tokens
 from exportd.segmentation import polygon_rows
 from exportd.storage import LocalStorage
+from exportd.store.repository import Repository
 from exportd.store.uow import Store
 
 IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "TIFF": "image/tiff", "BMP": "image/bmp"}
@@ -66,14 +67,16 @@ class Services:
 
     async def register(self, credentials: Credentials) -> Row:
         password_hash = await asyncio.to_thread(self.passwords.hash, credentials.password)
-        async with self.store.write() as repo:
-            if await repo.user_by_email(credentials.email) is not None:
+
+        def register(repo: Repository) -> Row:
+            if repo.user_by_email(credentials.email) is not None:
                 raise errors.EmailTaken()
-            return await repo.add_user(credentials.email, password_hash)
+            return repo.add_user(credentials.email, password_hash)
+
+        return await self.store.apply(register)
 
     async def login(self, email: str, password: str) -> tuple[Row, str, datetime]:
-        async with self.store.read() as repo:
-            user = await repo.user_by_email(email.strip().lower())
+        user = await self.store.query(lambda repo: repo.user_by_email(email.strip().lower()))
         valid = user is not None and await asyncio.to_thread(self.passwords.verify, user.password_hash, password)
         if not valid:
             raise errors.InvalidCredentials()
@@ -82,8 +85,7 @@ class Services:
 
     async def authenticate(self, token: str) -> Row:
         user_id = self.tokens.user_from_access_token(token)
-        async with self.store.read() as repo:
-            user = await repo.user(user_id)
+        user = await self.store.query(lambda repo: repo.user(user_id))
         if user is None:
             raise errors.Unauthorized("The account no longer exists.")
         return user
@@ -91,65 +93,68 @@ class Services:
     # -- projects, images, shares ----------------------------------------------
 
     async def create_project(self, user_id: str, name: str) -> Row:
-        async with self.store.write() as repo:
-            return await repo.add_project(user_id, name)
+        return await self.store.apply(lambda repo: repo.add_project(user_id, name))
 
     async def projects(self, user_id: str) -> Sequence[Row]:
-        async with self.store.read() as repo:
-            return await repo.projects_for(user_id)
+        return await self.store.query(lambda repo: repo.projects_for(user_id))
 
     async def project(self, user_id: str, project_id: str) -> tuple[Row, Sequence[Row], dict[str, int]]:
-        async with self.store.read() as repo:
-            project = await self._visible_project(repo, user_id, project_id)
-            image_rows = await repo.images_of(project_id)
-            polygon_rows_ = await repo.polygons_of([row.id for row in image_rows])
-        counts: dict[str, int] = {}
-        for row in polygon_rows_:
-            counts[row.image_id] = counts.get(row.image_id, 0) + 1
-        return project, image_rows, counts
+        def read(repo: Repository):
+            project = _visible_project(repo, user_id, project_id)
+            image_rows = repo.images_of(project_id)
+            return project, image_rows, repo.polygon_counts([row.id for row in image_rows])
+
+        return await self.store.query(read)
 
     async def delete_project(self, user_id: str, project_id: str) -> None:
-        async with self.store.write() as repo:
-            project = await self._visible_project(repo, user_id, project_id)
-            self._require_owner(project, user_id)
-            for job in await repo.active_jobs(project_id=project_id):
-                await repo.cancel(job.id, reason=CancelReason.SYSTEM_CANCELLED, cancelled_by=user_id)
-            await repo.delete_project(project_id)
+        def delete(repo: Repository) -> None:
+            _require_owner(_visible_project(repo, user_id, project_id), user_id)
+            for job in repo.active_jobs(project_id=project_id):
+                repo.cancel(job.id, reason=CancelReason.SYSTEM_CANCELLED, cancelled_by=user_id)
+            repo.delete_project(project_id)
+
+        await self.store.apply(delete)
 
     async def share(self, user_id: str, project_id: str, email: str) -> Row:
-        async with self.store.write() as repo:
-            project = await self._visible_project(repo, user_id, project_id)
-            self._require_owner(project, user_id)
-            other = await repo.user_by_email(email)
+        def share(repo: Repository) -> Row:
+            _require_owner(_visible_project(repo, user_id, project_id), user_id)
+            other = repo.user_by_email(email)
             if other is None:
                 raise errors.UserNotFound("No account has this email.")
             if other.id == user_id:
                 raise errors.BadRequest("You cannot share a project with yourself.", field="email")
-            await repo.add_share(project_id, other.id)
+            repo.add_share(project_id, other.id)
             return other
+
+        return await self.store.apply(share)
 
     async def unshare(self, user_id: str, project_id: str, other_id: str) -> None:
         """Revoke `other_id`'s access (the owner, or the user leaving); their running exports are cancelled."""
-        async with self.store.write() as repo:
-            project = await self._visible_project(repo, user_id, project_id)
+        def unshare(repo: Repository) -> None:
+            project = _visible_project(repo, user_id, project_id)
             if user_id != other_id:
-                self._require_owner(project, user_id)
-            if not await repo.remove_share(project_id, other_id):
+                _require_owner(project, user_id)
+            if not repo.remove_share(project_id, other_id):
                 raise errors.UserNotFound("This user has no share of the project.")
-            for job in await repo.active_jobs(project_id=project_id, user_id=other_id):
-                await repo.cancel(job.id, reason=CancelReason.SYSTEM_CANCELLED, cancelled_by=user_id)
+            for job in repo.active_jobs(project_id=project_id, user_id=other_id):
+                repo.cancel(job.id, reason=CancelReason.SYSTEM_CANCELLED, cancelled_by=user_id)
+
+        await self.store.apply(unshare)
 
     async def shares(self, user_id: str, project_id: str) -> Sequence[Row]:
-        async with self.store.read() as repo:
-            await self._visible_project(repo, user_id, project_id)
-            return await repo.shares(project_id)
+        def read(repo: Repository) -> Sequence[Row]:
+            _visible_project(repo, user_id, project_id)
+            return repo.shares(project_id)
+
+        return await self.store.query(read)
 
     async def add_images(self, user_id: str, project_id: str, uploads: Sequence[Upload],
                          segmentation: dict[str, list[PolygonIn]]) -> list[Row]:
-        async with self.store.read() as repo:
-            project = await self._visible_project(repo, user_id, project_id)
-            self._require_owner(project, user_id)
-            taken = {row.name for row in await repo.images_of(project_id)}
+        def taken_names(repo: Repository) -> set[str]:
+            _require_owner(_visible_project(repo, user_id, project_id), user_id)
+            return {row.name for row in repo.images_of(project_id)}
+
+        taken = await self.store.query(taken_names)
         unknown = set(segmentation) - {upload.name for upload in uploads}
         if unknown:
             raise errors.BadRequest(f"Segmentation names files that were not uploaded: {sorted(unknown)}",
@@ -165,14 +170,18 @@ class Services:
                 key = f"projects/{project_id}/{image_id}{Path(name).suffix.lower()}"
                 await asyncio.to_thread(self.storage.save, key, upload.data)
                 stored.append((image_id, name, key, (width, height, kind)))
-            rows = []
-            async with self.store.write() as repo:
+
+            def insert(repo: Repository) -> list[Row]:
+                _visible_project(repo, user_id, project_id)  # still there
+                rows = []
                 for (image_id, name, key, (width, height, kind)), upload in zip(stored, uploads, strict=True):
-                    rows.append(await repo.add_image(
+                    rows.append(repo.add_image(
                         project_id, image_id=image_id, name=name, width=width, height=height,
                         content_type=IMAGE_TYPES[kind], size=len(upload.data), storage_key=key))
-                    await repo.set_polygons(image_id, shapes.get(upload.name, []))
-            return rows
+                    repo.set_polygons(image_id, shapes.get(upload.name, []))
+                return rows
+
+            return await self.store.apply(insert)
         except BaseException:
             for _, _, key, _ in stored:
                 self.storage.path(key).unlink(missing_ok=True)
@@ -181,12 +190,14 @@ class Services:
     async def set_segmentation(self, user_id: str, project_id: str, image_id: str,
                                polygons: Sequence[PolygonIn]) -> int:
         rows = polygon_rows(polygons)
-        async with self.store.write() as repo:
-            project = await self._visible_project(repo, user_id, project_id)
-            self._require_owner(project, user_id)
-            if await repo.image(project_id, image_id) is None:
+
+        def replace(repo: Repository) -> None:
+            _require_owner(_visible_project(repo, user_id, project_id), user_id)
+            if repo.image(project_id, image_id) is None:
                 raise errors.ImageNotFound()
-            await repo.set_polygons(image_id, rows)
+            repo.set_polygons(image_id, rows)
+
+        await self.store.apply(replace)
         return len(rows)
 
     # -- exports ---------------------------------------------------------------
@@ -197,77 +208,79 @@ class Services:
         options = request.options
         _check_formats(options.annotation_formats, options.metrics_formats, options.include_visualizations)
         fingerprint = _fingerprint(project_id, request)
-        async with self.store.write() as repo:
-            project = await self._visible_project(repo, user_id, project_id)
-            await repo.lock_user(user_id)
+        limit = self.settings.max_active_exports_per_user
+
+        def admit(repo: Repository) -> tuple[Row, bool]:
+            project = _visible_project(repo, user_id, project_id)
+            repo.lock_user(user_id)
             if idempotency_key is not None:
-                seen = await repo.idempotent_job(user_id, idempotency_key)
+                seen = repo.idempotent_job(user_id, idempotency_key)
                 if seen is not None:
                     if seen.request_hash != fingerprint:
                         raise errors.IdempotencyKeyReused()
-                    return await repo.job(seen.job_id), False
+                    return repo.job(seen.job_id), False
             if options.selected_image_ids is not None:
-                if not options.selected_image_ids:
-                    raise errors.InvalidOptions("selectedImageIds must name at least one image.",
-                                                field="options.selectedImageIds")
-                unknown = sorted(set(options.selected_image_ids) - await repo.image_ids_of(project_id))
-                if unknown:
-                    raise errors.UnknownImages(f"Unknown image ids: {', '.join(unknown)}",
-                                               field="options.selectedImageIds", unknown=unknown)
-            if await repo.count_active(user_id) >= self.settings.max_active_exports_per_user:
+                _check_selection(options.selected_image_ids, repo.image_ids_of(project_id))
+            if repo.count_active(user_id) >= limit:
                 raise errors.TooManyActiveExports(retry_after=self.settings.retry_after_seconds)
-            job = await repo.create_job(project_id=project_id, user_id=user_id, options=options.to_json(),
-                                        project_name=request.project_name or project.name)
+            job = repo.create_job(project_id=project_id, user_id=user_id, options=options.to_json(),
+                                  project_name=request.project_name or project.name)
             if idempotency_key is not None:
-                await repo.remember_idempotency_key(user_id, idempotency_key, fingerprint, job.id)
-        return job, True
+                repo.remember_idempotency_key(user_id, idempotency_key, fingerprint, job.id)
+            return job, True
+
+        return await self.store.apply(admit)
 
     async def job(self, user_id: str, project_id: str, job_id: str) -> Row:
-        async with self.store.read() as repo:
-            return await self._visible_job(repo, user_id, project_id, job_id)
+        return await self.store.query(lambda repo: _visible_job(repo, user_id, project_id, job_id))
 
     async def events(self, user_id: str, project_id: str, job_id: str, after: int) -> tuple[Row, list[dict]]:
-        async with self.store.read() as repo:
-            job = await self._visible_job(repo, user_id, project_id, job_id)
-            return job, await repo.events_after(job_id, min(after, MAX_SEQ))
+        def read(repo: Repository):
+            job = _visible_job(repo, user_id, project_id, job_id)
+            return job, repo.events_after(job_id, min(after, MAX_SEQ))
+
+        return await self.store.query(read)
 
     async def sync(self, user_id: str, job_id: str, after: int) -> tuple[Row, list[dict]]:
         """Like `events`, for a socket that knows the job id only."""
-        async with self.store.read() as repo:
-            job = await repo.job(job_id)
-            if job is None or await repo.job_for(user_id, job.project_id, job_id) is None:
+        def read(repo: Repository):
+            job = repo.job(job_id)
+            if job is None or repo.job_for(user_id, job.project_id, job_id) is None:
                 raise errors.JobNotFound()
-            return job, await repo.events_after(job_id, min(after, MAX_SEQ))
+            return job, repo.events_after(job_id, min(after, MAX_SEQ))
+
+        return await self.store.query(read)
 
     async def cancel(self, user_id: str, project_id: str, job_id: str) -> Row:
         """Cancel a pending or processing export. Idempotent once cancelled; 409 once completed or failed."""
-        async with self.store.write() as repo:
-            job = await repo.cancel(job_id, reason=CancelReason.USER_CANCELLED, cancelled_by=user_id,
-                                    user_id=user_id, project_id=project_id)
-        if job is not None:
-            return job
-        async with self.store.read() as repo:
-            job = await self._visible_job(repo, user_id, project_id, job_id)
+        def cancel(repo: Repository) -> Row:
+            job = repo.cancel(job_id, reason=CancelReason.USER_CANCELLED, cancelled_by=user_id,
+                              user_id=user_id, project_id=project_id)
+            return job if job is not None else _visible_job(repo, user_id, project_id, job_id)
+
+        job = await self.store.apply(cancel)
         if job.status == JobStatus.CANCELLED:
             return job
         raise errors.ExportNotCancellable(f"The export already {job.status}; it can no longer be cancelled.",
                                           job=job)
 
     async def history(self, user_id: str, project_id: str, limit: int) -> Sequence[Row]:
-        async with self.store.read() as repo:
-            await self._visible_project(repo, user_id, project_id)
-            return await repo.history(user_id, project_id, limit)
+        def read(repo: Repository) -> Sequence[Row]:
+            _visible_project(repo, user_id, project_id)
+            return repo.history(user_id, project_id, limit)
+
+        return await self.store.query(read)
 
     async def download_token(self, user_id: str, project_id: str, job_id: str) -> tuple[str, datetime]:
         job = await self.job(user_id, project_id, job_id)
-        self._require_downloadable(job)
+        _require_downloadable(job)
         return self.tokens.download_token(user_id, job_id)
 
     async def open_download(self, user_id: str, project_id: str, job_id: str) -> OpenExport:
         """Open the ZIP of a completed export. A completed job never changes status again, and an
         open file stays whole on disk, so a discard or expiry landing mid-stream cannot cut it short."""
         job = await self.job(user_id, project_id, job_id)
-        self._require_downloadable(job)
+        _require_downloadable(job)
         try:
             handle = open(job.file_path, "rb")  # noqa: SIM115 - closed by the response
         except FileNotFoundError as error:
@@ -275,46 +288,59 @@ class Services:
         return OpenExport(handle=handle, size=os.fstat(handle.fileno()).st_size, file_name=job.file_name)
 
     async def discard(self, user_id: str, project_id: str, job_id: str) -> None:
-        async with self.store.write() as repo:
-            job = await self._visible_job(repo, user_id, project_id, job_id)
+        def discard(repo: Repository) -> None:
+            job = _visible_job(repo, user_id, project_id, job_id)
             if job.status in ACTIVE:
                 raise errors.ExportStillActive(job=job)
-            await repo.mark_discarded(job_id)
+            repo.mark_discarded(job_id)
+
+        await self.store.apply(discard)
         await asyncio.to_thread(shutil.rmtree, self.settings.exports_dir / job_id, True)
 
     @staticmethod
     def formats() -> dict:
         return available_formats()
 
-    # -- guards ----------------------------------------------------------------
 
-    @staticmethod
-    async def _visible_project(repo, user_id: str, project_id: str) -> Row:
-        project = await repo.project_for(user_id, project_id)
-        if project is None:
-            raise errors.ProjectNotFound()
-        return project
+# -- guards, run inside a transaction ---------------------------------------------
 
-    @staticmethod
-    async def _visible_job(repo, user_id: str, project_id: str, job_id: str) -> Row:
-        job = await repo.job_for(user_id, project_id, job_id)
-        if job is None:
-            raise errors.JobNotFound()
-        return job
 
-    @staticmethod
-    def _require_owner(project: Row, user_id: str) -> None:
-        if project.owner_id != user_id:
-            raise errors.Forbidden("Only the project's owner may do this.")
+def _visible_project(repo: Repository, user_id: str, project_id: str) -> Row:
+    project = repo.project_for(user_id, project_id)
+    if project is None:
+        raise errors.ProjectNotFound()
+    return project
 
-    @staticmethod
-    def _require_downloadable(job: Row) -> None:
-        if job.status == JobStatus.CANCELLED:
-            raise errors.ExportGone("The export was cancelled and is no longer available.")
-        if job.status != JobStatus.COMPLETED:
-            raise errors.ExportNotReady(f"The export is {job.status}; there is nothing to download.", job=job)
-        if job.file_path is None:
-            raise errors.ExportGone("The export has expired or was discarded and is no longer available.")
+
+def _visible_job(repo: Repository, user_id: str, project_id: str, job_id: str) -> Row:
+    job = repo.job_for(user_id, project_id, job_id)
+    if job is None:
+        raise errors.JobNotFound()
+    return job
+
+
+def _require_owner(project: Row, user_id: str) -> None:
+    if project.owner_id != user_id:
+        raise errors.Forbidden("Only the project's owner may do this.")
+
+
+def _require_downloadable(job: Row) -> None:
+    if job.status == JobStatus.CANCELLED:
+        raise errors.ExportGone("The export was cancelled and is no longer available.")
+    if job.status != JobStatus.COMPLETED:
+        raise errors.ExportNotReady(f"The export is {job.status}; there is nothing to download.", job=job)
+    if job.file_path is None:
+        raise errors.ExportGone("The export has expired or was discarded and is no longer available.")
+
+
+def _check_selection(selected: Sequence[str], known: set[str]) -> None:
+    if not selected:
+        raise errors.InvalidOptions("selectedImageIds must name at least one image.",
+                                    field="options.selectedImageIds")
+    unknown = sorted(set(selected) - known)
+    if unknown:
+        raise errors.UnknownImages(f"Unknown image ids: {', '.join(unknown)}",
+                                   field="options.selectedImageIds", unknown=unknown)
 
 
 def _check_formats(annotations: Sequence[str], metrics: Sequence[str], visualizations: bool) -> None:

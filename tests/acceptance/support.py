@@ -110,19 +110,16 @@ class App:
     async def settled(self, job_id: str, timeout: float = 10.0) -> None:
         """Wait until the job is terminal in the store and no worker holds it, and its events went out."""
         async def idle() -> bool:
-            async with self.runtime.store.read() as repo:
-                job = await repo.job(job_id)
+            job = await self.runtime.store.query(lambda repo: repo.job(job_id))
             return job.status in ("completed", "failed", "cancelled") and job_id not in self.runtime.engine.running
         await eventually(idle, timeout, message=f"job {job_id} to settle")
         await self.runtime.relay.drain()
 
     async def stored_job(self, job_id: str):
-        async with self.runtime.store.read() as repo:
-            return await repo.job(job_id)
+        return await self.runtime.store.query(lambda repo: repo.job(job_id))
 
     async def stored_log(self, job_id: str) -> list[dict[str, Any]]:
-        async with self.runtime.store.read() as repo:
-            return await repo.events_after(job_id, 0)
+        return await self.runtime.store.query(lambda repo: repo.events_after(job_id, 0))
 
 
 @asynccontextmanager

@@ -92,13 +92,15 @@ async def test_progress_and_completion_after_a_cancel_store_and_emit_nothing(wor
     attempt = final.attempt
     before = await world.stored_events(job.id)
 
-    async with world.runtime.store.write() as repo:
-        assert await repo.progress(job.id, attempt, progress=50, stage="images", current=1, total=2,
-                                   message="late", eta_seconds=1) is None
-        assert await repo.complete(job.id, attempt, file_path="/nowhere.zip", file_name="x.zip", export_size=1,
-                                   warnings=[]) is None
-        assert await repo.fail(job.id, attempt, error="late", code="X", retryable=False) is None
-        assert repo.events == []
+    def late_worker(repo):
+        assert repo.progress(job.id, attempt, progress=50, stage="images", current=1, total=2,
+                             message="late", eta_seconds=1) is None
+        assert repo.complete(job.id, attempt, file_path="/nowhere.zip", file_name="x.zip", export_size=1,
+                             warnings=[], processing_time=0.5) is None
+        assert repo.fail(job.id, attempt, error="late", code="X", retryable=False) is None
+        return list(repo.events)
+
+    assert await world.runtime.store.apply(late_worker) == []
     await world.runtime.relay.drain()
 
     assert await world.stored_events(job.id) == before
@@ -111,24 +113,26 @@ async def test_a_fenced_off_attempt_can_change_nothing(world):
     """Attempt 1 lost its lease and the job went to attempt 2: attempt 1's statements all miss."""
     store = world.runtime.store
     await world.runtime.engine.stop()  # we play the workers ourselves
-    async with store.write() as repo:
-        job = await repo.create_job(project_id=world.project_id, user_id=world.user_id,
-                                    options=ExportRequest().options.to_json(), project_name="p")
-    async with store.write() as repo:
-        assert (await repo.claim(job.id, lease_seconds=-1)).attempt == 1  # its lease already ran out
-    async with store.write() as repo:
-        assert await repo.requeue(job.id, 1, lease_expired_before=utcnow()) is not None
-        second = await repo.claim(job.id, lease_seconds=60)
+    job = await store.apply(lambda repo: repo.create_job(
+        project_id=world.project_id, user_id=world.user_id, options=ExportRequest().options.to_json(),
+        project_name="p"))
+    first = await store.apply(lambda repo: repo.claim(job.id, lease_seconds=-1))  # its lease already ran out
+    assert first.attempt == 1
+    assert await store.apply(lambda repo: repo.requeue(job.id, 1, lease_expired_before=utcnow())) is not None
+    second = await store.apply(lambda repo: repo.claim(job.id, lease_seconds=60))
     assert second.attempt == 2
-    async with store.write() as repo:
-        assert not await repo.renew_lease(job.id, 1, lease_seconds=60)
-        assert await repo.progress(job.id, 1, progress=10, stage="images", current=1, total=9, message="",
-                                   eta_seconds=None) is None
-        assert await repo.complete(job.id, 1, file_path="/stale.zip", file_name="s.zip", export_size=1,
-                                   warnings=[]) is None
-        assert await repo.fail(job.id, 1, error="stale", code="X", retryable=False) is None
-        assert await repo.complete(job.id, 2, file_path="/fresh.zip", file_name="f.zip", export_size=1,
-                                   warnings=[]) is not None
+
+    def stale_and_fresh_workers(repo):
+        assert not repo.renew_lease(job.id, 1, lease_seconds=60)
+        assert repo.progress(job.id, 1, progress=10, stage="images", current=1, total=9, message="",
+                             eta_seconds=None) is None
+        assert repo.complete(job.id, 1, file_path="/stale.zip", file_name="s.zip", export_size=1,
+                             warnings=[], processing_time=0.5) is None
+        assert repo.fail(job.id, 1, error="stale", code="X", retryable=False) is None
+        assert repo.complete(job.id, 2, file_path="/fresh.zip", file_name="f.zip", export_size=1,
+                             warnings=[], processing_time=0.5) is not None
+
+    await store.apply(stale_and_fresh_workers)
     final = await world.job(job.id)
     assert final.status == "completed" and final.file_path == "/fresh.zip"
     assert_log_is_sound(await world.stored_events(job.id))
@@ -158,15 +162,16 @@ async def _orphaned_job(tmp_path, *, attempts_made: int, **overrides):
     services = seeding.services
     user = await services.register(Credentials(email="ada@example.com", password="correct horse"))
     project = await services.create_project(user.id, "Spheroids")
-    async with seeding.store.write() as repo:
-        job = await repo.create_job(project_id=project.id, user_id=user.id,
-                                    options=ExportRequest().options.to_json(), project_name="Spheroids")
+    job = await seeding.store.apply(lambda repo: repo.create_job(
+        project_id=project.id, user_id=user.id, options=ExportRequest().options.to_json(),
+        project_name="Spheroids"))
     for attempt in range(1, attempts_made + 1):
-        async with seeding.store.write() as repo:
+        def crash_attempt(repo, attempt=attempt):
             if attempt > 1:
-                await repo.requeue(job.id, attempt - 1, lease_expired_before=utcnow())
-            claimed = await repo.claim(job.id, lease_seconds=-1)
-            assert claimed.attempt == attempt
+                repo.requeue(job.id, attempt - 1, lease_expired_before=utcnow())
+            return repo.claim(job.id, lease_seconds=-1)
+
+        assert (await seeding.store.apply(crash_attempt)).attempt == attempt
     await seeding.store.close()
     return settings, job.id
 
@@ -177,14 +182,12 @@ async def test_a_job_orphaned_by_a_crash_is_retried_on_start_and_completes(tmp_p
     await runtime.start()
     try:
         async def settled():
-            async with runtime.store.read() as repo:
-                job = await repo.job(job_id)
+            job = await runtime.store.query(lambda repo: repo.job(job_id))
             return job if job.status == "completed" else None
 
         final = await eventually(settled, message="the orphaned job to complete")
         assert final.attempt == 2
-        async with runtime.store.read() as repo:
-            events = await repo.events_after(job_id, 0)
+        events = await runtime.store.query(lambda repo: repo.events_after(job_id, 0))
         assert [e["type"] for e in events] == [
             "export:queued", "export:started", "export:queued", "export:started", *(
                 ["export:progress"] * (len(events) - 5)), "export:completed"]
@@ -200,14 +203,12 @@ async def test_a_job_whose_lease_expires_on_its_last_attempt_fails_as_retryable(
     await runtime.start()
     try:
         async def failed():
-            async with runtime.store.read() as repo:
-                job = await repo.job(job_id)
+            job = await runtime.store.query(lambda repo: repo.job(job_id))
             return job if job.status == "failed" else None
 
         final = await eventually(failed, message="the orphaned job to fail")
         assert final.retryable is True and final.error_code == "WORKER_LOST"
-        async with runtime.store.read() as repo:
-            events = await repo.events_after(job_id, 0)
+        events = await runtime.store.query(lambda repo: repo.events_after(job_id, 0))
         assert events[-1]["type"] == "export:failed" and events[-1]["retryable"] is True
         assert_log_is_sound(events)
     finally:
@@ -278,19 +279,16 @@ async def test_a_graceful_shutdown_hands_running_exports_back_and_the_next_start
     await stopping
 
     restarted = Runtime(world.runtime.settings)
-    async with restarted.store.read() as repo:
-        assert (await repo.job(job.id)).status == "pending"
+    assert (await restarted.store.query(lambda repo: repo.job(job.id))).status == "pending"
     await restarted.start()
     try:
         async def completed():
-            async with restarted.store.read() as repo:
-                current = await repo.job(job.id)
+            current = await restarted.store.query(lambda repo: repo.job(job.id))
             return current if current.status == "completed" else None
 
         final = await eventually(completed, message="the handed-back job to complete")
         assert final.attempt == 2
         assert not (restarted.settings.exports_dir / job.id / "1").exists()
-        async with restarted.store.read() as repo:
-            assert_log_is_sound(await repo.events_after(job.id, 0))
+        assert_log_is_sound(await restarted.store.query(lambda repo: repo.events_after(job.id, 0)))
     finally:
         await restarted.stop()

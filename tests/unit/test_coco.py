@@ -68,7 +68,9 @@ def synthetic_snapshot(folder: Path, count: int, seed: int = 0) -> ProjectSnapsh
 def export_coco(tmp_path: Path, project: ProjectSnapshot, ctx: FakeContext | None = None) -> COCO:
     out = tmp_path / "out"
     out.mkdir(exist_ok=True)
-    options = ExportOptions(annotation_formats=["coco"], include_documentation=False)
+    options = ExportOptions(
+        annotation_formats=["coco"], metrics_formats=[], include_visualizations=False, include_documentation=False
+    )
     ctx = ctx or FakeContext()
     result = build_export(project, options, out, job_id="job1", generated_at=GENERATED_AT, ctx=ctx)
     target = tmp_path / "annotations.json"

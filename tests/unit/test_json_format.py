@@ -50,8 +50,8 @@ def project(tmp_path: Path) -> ProjectSnapshot:
 
 def export_json(project: ProjectSnapshot, out_dir: Path, ctx: FakeContext | None = None) -> dict:
     options = ExportOptions(
-        annotation_formats=["json"], include_original_images=False, include_documentation=False,
-        pixel_to_micrometer_scale=0.25,
+        annotation_formats=["json"], metrics_formats=[], include_original_images=False,
+        include_visualizations=False, include_documentation=False, pixel_to_micrometer_scale=0.25,
     )
     ctx = ctx or FakeContext()
     result = build_export(project, options, out_dir, job_id="j", generated_at=GENERATED_AT, ctx=ctx)

@@ -12,6 +12,7 @@ import pytest
 from exportd.domain.options import ExportOptions
 from exportd.export.archive import export_file_name, image_file_names
 from exportd.export.context import STAGES, ExportCancelled
+from exportd.export import formats
 from exportd.export.formats import available_formats
 from exportd.export.pipeline import ExportResult, build_export
 from exportd.export.source import ImageData, PolygonData, ProjectSnapshot
@@ -91,13 +92,16 @@ def read_json(result: ExportResult, name: str) -> dict:
         return json.loads(archive.read(name))
 
 
-def test_default_options_give_images_coco_json_readme_and_metadata(project, out_dir):
+def test_default_options_give_images_overlays_coco_json_excel_documentation_and_metadata(project, out_dir):
     result = export(project, out_dir)
     assert sorted(entries(result)) == sorted(
         [f"images/spheroid_0{n}.png" for n in range(1, COUNT + 1)]
+        + [f"visualizations/spheroid_0{n}_viz.png" for n in range(1, COUNT + 1)]
         + [
             "annotations/coco/annotations.json",
             "annotations/json/segmentation_data.json",
+            "metrics/metrics.xlsx",
+            "documentation/metrics_guide.md",
             "documentation/README.md",
             "metadata.json",
         ]
@@ -121,8 +125,10 @@ def test_without_images_or_documentation_only_the_chosen_format_and_metadata_rem
         project,
         out_dir,
         include_original_images=False,
+        include_visualizations=False,
         include_documentation=False,
         annotation_formats=["json"],
+        metrics_formats=[],
     )
     assert sorted(entries(result)) == ["annotations/json/segmentation_data.json", "metadata.json"]
 
@@ -161,9 +167,10 @@ def test_progress_never_decreases_and_reaches_100_only_when_the_zip_is_closed(pr
     assert percents == sorted(percents)
     assert percents[-1] == 100 and percents.count(100) == 1
     assert ctx.advances[-1][:3] == ("compression", 1, 1)
-    # images 3 + coco 3 + json 3 + README + metadata + compression: one report per item, equal steps
-    assert len(ctx.advances) == ctx.items == 3 + 3 + 3 + 2 + 1
-    assert percents[0] == pytest.approx(100 / 12, abs=0.01)
+    # images 3 + overlays 3 + coco 3 + json 3 + excel 3 + guide, README, metadata + compression:
+    # one report per item, equal steps
+    assert len(ctx.advances) == ctx.items == 3 + 3 + 3 + 3 + 3 + 3 + 1
+    assert percents[0] == pytest.approx(100 / 19, abs=0.01)
     stages = [a[0] for a in ctx.advances]
     assert stages == sorted(stages, key=STAGES.index)
     assert [a[1:3] for a in ctx.advances if a[0] == "annotations"] == [(n, 6) for n in range(1, 7)]
@@ -173,11 +180,11 @@ def test_the_job_is_asked_whether_to_go_on_before_every_item(project, out_dir):
     ctx = FakeContext()
     export(project, out_dir, ctx)
     steps = "".join("c" if entry == "check" else "d" for entry in ctx.log)
-    assert steps.count("d") == 12
+    assert steps.count("d") == 19
     assert "dd" not in steps and steps.startswith("c")
 
 
-@pytest.mark.parametrize("cancel_after", [0, 1, 4, 10, 11])
+@pytest.mark.parametrize("cancel_after", [0, 1, 4, 10, 11, 14, 18])
 def test_cancelling_stops_before_the_next_item_and_leaves_no_zip(project, out_dir, cancel_after):
     ctx = FakeContext(cancel_after=cancel_after)
     with pytest.raises(ExportCancelled):
@@ -197,7 +204,10 @@ def test_a_failure_inside_a_writer_removes_the_partial_zip(project, out_dir, mon
     assert list(out_dir.iterdir()) == []
 
 
-def test_an_unsupported_format_is_refused_before_any_file_is_written(project, out_dir):
+def test_an_unsupported_format_is_refused_before_any_file_is_written(project, out_dir, monkeypatch):
+    for group, missing in (("metrics", "csv"), ("annotations", "yolo")):
+        without = {name: w for name, w in formats.WRITERS[group].items() if name != missing}
+        monkeypatch.setitem(formats.WRITERS, group, without)
     with pytest.raises(ValueError, match="metrics format 'csv' is not supported"):
         export(project, out_dir, metrics_formats=["csv"])
     with pytest.raises(ValueError, match="annotations format 'yolo'"):
@@ -220,12 +230,14 @@ def test_degenerate_polygons_become_warnings_not_failures(project, out_dir):
     assert len(coco["annotations"]) == sum(len(i.externals()) for i in project.images)
 
 
-def test_a_missing_original_and_unavailable_visualizations_are_warnings(project, out_dir):
+def test_a_missing_original_is_left_out_of_images_and_visualizations_with_warnings(project, out_dir):
     project.images[1].path.unlink()
     result = export(project, out_dir, include_visualizations=True)
-    assert "images/spheroid_02.png" not in entries(result)
-    assert any("spheroid_02.png" in w and "missing" in w for w in result.warnings)
-    assert any("Visualizations" in w for w in result.warnings)
+    names = entries(result)
+    assert "images/spheroid_02.png" not in names and "visualizations/spheroid_02_viz.png" not in names
+    assert "visualizations/spheroid_03_viz.png" in names
+    missing = [w for w in result.warnings if "spheroid_02.png" in w and "missing" in w]
+    assert len(missing) == 2 and any("no visualization" in w for w in missing)
 
 
 def test_selected_image_ids_restrict_every_part_of_the_export(project, out_dir):
@@ -274,22 +286,17 @@ def test_image_file_names_drop_folders_and_never_collide(tmp_path):
 
 
 def test_available_formats_describe_every_registered_writer_and_feature():
-    assert available_formats() == {
-        "annotations": [
-            {
-                "name": "coco",
-                "group": "annotations",
-                "title": "COCO instance segmentation (JSON)",
-                "path": "annotations/coco/annotations.json",
-            },
-            {
-                "name": "json",
-                "group": "annotations",
-                "title": "Segmentation data (JSON)",
-                "path": "annotations/json/segmentation_data.json",
-            },
-        ],
-        "metrics": [],
-        "features": ["originalImages", "documentation"],
-    }
-    json.dumps(available_formats())
+    described = available_formats()
+    assert [(w["name"], w["path"]) for w in described["annotations"]] == [
+        ("coco", "annotations/coco/annotations.json"),
+        ("yolo", "annotations/yolo/"),
+        ("json", "annotations/json/segmentation_data.json"),
+    ]
+    assert [(w["name"], w["path"]) for w in described["metrics"]] == [
+        ("excel", "metrics/metrics.xlsx"),
+        ("csv", "metrics/metrics.csv"),
+        ("json", "metrics/metrics.json"),
+    ]
+    assert all(w["title"] and w["group"] == group for group in ("annotations", "metrics") for w in described[group])
+    assert described["features"] == ["originalImages", "visualizations", "documentation"]
+    json.dumps(described)

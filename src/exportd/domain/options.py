@@ -37,14 +37,19 @@ class VisualizationOptions(_Options):
 
 
 class ExportOptions(_Options):
-    """What one export contains. Unknown or ill-typed fields are rejected by name."""
+    """What one export contains. Unknown or ill-typed fields are rejected by name.
+
+    The defaults are what a user expects from "export everything": the originals,
+    their visualizations and the documentation, COCO and JSON annotations, and
+    the metrics as an Excel workbook.
+    """
 
     include_original_images: bool = True
-    include_visualizations: bool = False
+    include_visualizations: bool = True
     include_documentation: bool = True
     visualization_options: VisualizationOptions = VisualizationOptions()
     annotation_formats: list[AnnotationFormat] = ["coco", "json"]
-    metrics_formats: list[MetricsFormat] = []
+    metrics_formats: list[MetricsFormat] = ["excel"]
     selected_image_ids: list[str] | None = None
     pixel_to_micrometer_scale: float | None = Field(None, ge=0.001, le=1000)
 

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import shutil
 from datetime import timedelta
+from pathlib import Path
 
 from exportd.config import Settings
 from exportd.domain.jobs import CancelReason
@@ -47,51 +48,45 @@ class Reaper:
 
     async def reap_expired_leases(self) -> int:
         now = utcnow()
-        async with self.store.read() as repo:
-            expired = await repo.expired_leases(now)
+        expired = await self.store.query(lambda repo: repo.expired_leases(now))
         changed = 0
         for job in expired:
-            async with self.store.write() as repo:
+            def reap(repo, job=job):
                 if job.attempt < self.settings.max_attempts:
-                    row = await repo.requeue(job.id, job.attempt, lease_expired_before=now)
-                else:
-                    row = await repo.fail(job.id, job.attempt, lease_expired_before=now, retryable=True,
-                                          code="WORKER_LOST",
-                                          error=f"The export stopped responding {job.attempt} times")
-            changed += row is not None
+                    return repo.requeue(job.id, job.attempt, lease_expired_before=now)
+                return repo.fail(job.id, job.attempt, lease_expired_before=now, retryable=True, code="WORKER_LOST",
+                                 error=f"The export stopped responding {job.attempt} times")
+
+            changed += await self.store.apply(reap) is not None
         return changed
 
     async def cancel_overdue(self) -> int:
         started_before = utcnow() - timedelta(seconds=self.settings.job_timeout_seconds)
-        async with self.store.read() as repo:
-            overdue = await repo.overdue_jobs(started_before)
+        overdue = await self.store.query(lambda repo: repo.overdue_jobs(started_before))
         changed = 0
         for job in overdue:
-            async with self.store.write() as repo:
-                changed += await repo.cancel(job.id, reason=CancelReason.TIMEOUT, cancelled_by=None) is not None
+            cancelled = await self.store.apply(
+                lambda repo, job_id=job.id: repo.cancel(job_id, reason=CancelReason.TIMEOUT, cancelled_by=None))
+            changed += cancelled is not None
         return changed
 
     async def expire_files(self) -> int:
         completed_before = utcnow() - timedelta(seconds=self.settings.retention_seconds)
-        async with self.store.read() as repo:
-            expired = await repo.expired_files(completed_before)
+        expired = await self.store.query(lambda repo: repo.expired_files(completed_before))
         for job in expired:
-            async with self.store.write() as repo:
-                await repo.mark_expired(job.id)
-            shutil.rmtree(self.settings.exports_dir / job.id, ignore_errors=True)
+            await self.store.apply(lambda repo, job_id=job.id: repo.mark_expired(job_id))
+            await asyncio.to_thread(shutil.rmtree, self.settings.exports_dir / job.id, True)
         return len(expired)
 
     async def remove_orphan_folders(self) -> int:
         """Delete job folders no job needs: cancelled, failed, expired, discarded or unknown."""
-        root = self.settings.exports_dir
-        if not root.is_dir():
-            return 0
-        folders = {entry.name: entry for entry in root.iterdir() if entry.is_dir()}
-        async with self.store.read() as repo:
-            live = await repo.live_job_ids(folders)
-        removed = 0
-        for job_id, folder in folders.items():
-            if job_id not in live:
-                shutil.rmtree(folder, ignore_errors=True)
-                removed += 1
-        return removed
+        folders = await asyncio.to_thread(_job_folders, self.settings.exports_dir)
+        live = await self.store.query(lambda repo: repo.live_job_ids(folders))
+        orphans = [folder for job_id, folder in folders.items() if job_id not in live]
+        for folder in orphans:
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+        return len(orphans)
+
+
+def _job_folders(root: Path) -> dict[str, Path]:
+    return {entry.name: entry for entry in root.iterdir() if entry.is_dir()} if root.is_dir() else {}

@@ -59,9 +59,8 @@ class LocalEngine:
         self._stopping = False
         concurrency = self.settings.worker_concurrency
         self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="exportd-pipeline")
-        async with self.store.read() as repo:
-            for job_id in await repo.pending_job_ids():
-                self._queue.put_nowait(job_id)
+        for job_id in await self.store.query(lambda repo: repo.pending_job_ids()):
+            self._queue.put_nowait(job_id)
         self._workers = [asyncio.create_task(self._work(), name=f"exportd-worker-{n}") for n in range(concurrency)]
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
@@ -110,8 +109,8 @@ class LocalEngine:
     async def run_job(self, job_id: str) -> None:
         if self._stopping:
             return
-        async with self.store.write() as repo:
-            job = await repo.claim(job_id, lease_seconds=self.settings.lease_seconds)
+        lease = self.settings.lease_seconds
+        job = await self.store.apply(lambda repo: repo.claim(job_id, lease_seconds=lease))
         if job is None:
             return  # cancelled while queued, or another worker took it
         running = RunningJob(job_id=job.id, attempt=job.attempt, project_id=job.project_id)
@@ -126,40 +125,44 @@ class LocalEngine:
                 self._idle.set()
 
     async def _run_claimed(self, job, running: RunningJob, scratch: Path) -> None:
+        loop = asyncio.get_running_loop()
         try:
             await self.hooks.after_claim(job.id, job.attempt)
             snapshot = await load_snapshot(self.store, self.storage, job)
             options = ExportOptions.model_validate(job.options)
-            context = JobContext(running, asyncio.get_running_loop(),
-                                 progress_interval=self.settings.progress_interval_seconds,
+            context = JobContext(running, loop, progress_interval=self.settings.progress_interval_seconds,
                                  item_delay=self.settings.pipeline_item_delay_seconds, hooks=self.hooks)
-            scratch.mkdir(parents=True, exist_ok=True)
-            pipeline = asyncio.get_running_loop().run_in_executor(
-                self._executor, lambda: build_export(snapshot, options, scratch, job_id=job.id,
-                                                     generated_at=datetime.now(UTC), ctx=context))
-            result = await self._supervise(running, pipeline)
+
+            def export():
+                scratch.mkdir(parents=True, exist_ok=True)
+                return build_export(snapshot, options, scratch, job_id=job.id, generated_at=datetime.now(UTC),
+                                    ctx=context)
+
+            result = await self._supervise(running, loop.run_in_executor(self._executor, export))
             await self.hooks.before_complete(job.id, job.attempt)
-            async with self.store.write() as repo:
-                won = await repo.complete(job.id, job.attempt, file_path=str(result.path),
-                                          file_name=result.file_name, export_size=result.size,
-                                          warnings=list(running.warnings))
+            elapsed = round(time.monotonic() - running.started, 6)
+            won = await self.store.apply(lambda repo: repo.complete(
+                job.id, job.attempt, file_path=str(result.path), file_name=result.file_name,
+                export_size=result.size, warnings=list(running.warnings), processing_time=elapsed))
             if won is None:
-                _remove(scratch)
+                await self._remove(scratch)
         except ExportCancelled:
-            _remove(scratch)
+            await self._remove(scratch)
             if running.stop_reason == "shutdown":
-                async with self.store.write() as repo:
-                    await repo.requeue(job.id, job.attempt, lease_expired_before=None)
+                await self.store.apply(lambda repo: repo.requeue(job.id, job.attempt, lease_expired_before=None))
         except asyncio.CancelledError:
             running.halt("shutdown")
             _remove(scratch)
             raise
         except Exception as error:  # the export itself failed: record it, fenced
             log.exception("export %s failed", job.id)
-            _remove(scratch)
-            async with self.store.write() as repo:
-                await repo.fail(job.id, job.attempt, error=f"Export failed: {error}", code="EXPORT_ERROR",
-                                retryable=False)
+            await self._remove(scratch)
+            message = f"Export failed: {error}"
+            await self.store.apply(lambda repo: repo.fail(job.id, job.attempt, error=message, code="EXPORT_ERROR",
+                                                          retryable=False))
+
+    async def _remove(self, folder: Path) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, _remove, folder)
 
     async def _supervise(self, running: RunningJob, pipeline: asyncio.Future):
         """Wait for the pipeline while writing progress, renewing the lease and watching the clock."""
@@ -174,14 +177,14 @@ class LocalEngine:
             done, _ = await asyncio.wait({pipeline, waker}, timeout=tick, return_when=asyncio.FIRST_COMPLETED)
             waker.cancel()
             running.wake.clear()
-            if pipeline in done:
+            if pipeline.done():
                 return pipeline.result()  # raises ExportCancelled or the pipeline's error
             if running.stop.is_set():
                 continue  # the pipeline stops at its next item
             now = time.monotonic()
             if now >= deadline:
-                async with self.store.write() as repo:
-                    await repo.cancel(running.job_id, reason=CancelReason.TIMEOUT, cancelled_by=None)
+                await self.store.apply(
+                    lambda repo: repo.cancel(running.job_id, reason=CancelReason.TIMEOUT, cancelled_by=None))
                 await self._check_still_ours(running)
             elif running.latest is not None and running.latest is not written:
                 written = running.latest
@@ -189,9 +192,8 @@ class LocalEngine:
                     await self._check_still_ours(running)
             elif now - last_renewal >= settings.lease_seconds / 3:
                 last_renewal = now
-                async with self.store.write() as repo:
-                    renewed = await repo.renew_lease(running.job_id, running.attempt,
-                                                     lease_seconds=settings.lease_seconds)
+                renewed = await self.store.apply(lambda repo: repo.renew_lease(
+                    running.job_id, running.attempt, lease_seconds=settings.lease_seconds))
                 if not renewed:
                     await self._check_still_ours(running)
             else:
@@ -200,17 +202,15 @@ class LocalEngine:
     async def _write_progress(self, running: RunningJob, report, now: float) -> bool:
         elapsed = now - running.started
         eta = elapsed * (100 - report.percent) / report.percent if report.percent > 0 else None
-        async with self.store.write() as repo:
-            row = await repo.progress(
-                running.job_id, running.attempt, progress=round(report.percent, 2), stage=report.stage,
-                current=report.current, total=report.total, message=report.message,
-                eta_seconds=None if eta is None else round(eta, 2))
+        row = await self.store.apply(lambda repo: repo.progress(
+            running.job_id, running.attempt, progress=round(report.percent, 2), stage=report.stage,
+            current=report.current, total=report.total, message=report.message,
+            eta_seconds=None if eta is None else round(eta, 2)))
         return row is not None
 
     async def _check_still_ours(self, running: RunningJob) -> None:
         """The fallback when no signal came: ask the store whether this attempt still holds the job."""
-        async with self.store.read() as repo:
-            job = await repo.job(running.job_id)
+        job = await self.store.query(lambda repo: repo.job(running.job_id))
         if job is None or job.status != JobStatus.PROCESSING or job.attempt != running.attempt:
             running.halt("cancelled" if job is not None and job.status == JobStatus.CANCELLED else "lost")
 

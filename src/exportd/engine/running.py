@@ -54,7 +54,7 @@ class JobContext:
         self._interval = progress_interval
         self._item_delay = item_delay
         self._hooks = hooks
-        self._last_wake = 0.0
+        self._last_wake = job.started  # the first report waits one interval: short exports write none
 
     def raise_if_cancelled(self) -> None:
         if self._job.stop.is_set():

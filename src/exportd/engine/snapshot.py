@@ -13,9 +13,12 @@ from exportd.store.uow import Store
 
 async def load_snapshot(store: Store, storage: LocalStorage, job: Row) -> ProjectSnapshot:
     selected = (job.options or {}).get("selectedImageIds")
-    async with store.read() as repo:
-        image_rows = await repo.images_of(job.project_id, selected)
-        polygon_rows = await repo.polygons_of([row.id for row in image_rows])
+
+    def read(repo):
+        image_rows = repo.images_of(job.project_id, selected)
+        return image_rows, repo.polygons_of([row.id for row in image_rows]) if image_rows else []
+
+    image_rows, polygon_rows = await store.query(read)
     shapes: dict[str, list[PolygonData]] = defaultdict(list)
     for row in polygon_rows:
         shapes[row.image_id].append(

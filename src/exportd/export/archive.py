@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import IO, Any, TextIO
 
 from exportd.export.source import ImageData
 
 CHUNK_SIZE = 1024 * 1024
+COMPRESS_LEVEL = 3  #: zlib level of text entries: 3x as fast as the default 6, about 9 % larger
 MAX_PROJECT_NAME = 60
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -40,6 +43,17 @@ class ArchiveWriter:
         size = path.stat().st_size
         with open(path, "rb") as source, self._open(arcname, compress, size) as target:
             shutil.copyfileobj(source, target, CHUNK_SIZE)
+
+    def write_stream(self, arcname: str, source: IO[bytes], size: int, compress: bool = True) -> None:
+        """Copy an open binary file of `size` bytes (e.g. a temporary file) in chunks."""
+        with self._open(arcname, compress, size) as target:
+            shutil.copyfileobj(source, target, CHUNK_SIZE)
+
+    @contextmanager
+    def open_text(self, arcname: str) -> Iterator[TextIO]:
+        """A UTF-8 text entry written piece by piece; nothing else may be written until it closes."""
+        with self._open(arcname, True, 0) as target, io.TextIOWrapper(target, "utf-8", newline="") as text:
+            yield text
 
     def write_bytes(self, arcname: str, data: bytes, compress: bool = True) -> None:
         with self._open(arcname, compress, len(data)) as target:
@@ -73,6 +87,7 @@ class ArchiveWriter:
         self._names[name] = None
         info = zipfile.ZipInfo(name, date_time=self._stamp)
         info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+        info._compresslevel = COMPRESS_LEVEL  # noqa: SLF001 - public as `compress_level` from Python 3.13
         info.external_attr = 0o644 << 16
         info.file_size = size  # lets zipfile decide on ZIP64 before writing
         return self._zip.open(info, "w")
@@ -88,7 +103,9 @@ def image_file_names(images: Iterable[ImageData]) -> dict[str, str]:
     """A safe, unique file name inside the ZIP for every image, by image id.
 
     Every writer that names a file after an image uses this, so `images/<name>`,
-    COCO's `file_name` and per-image annotation files always agree.
+    COCO's `file_name`, YOLO's `<stem>.txt` and `<stem>_viz.png` always agree.
+    Stems are unique too (ignoring case), so `a.png` and `a.jpg` never share a
+    label file.
     """
     names: dict[str, str] = {}
     taken: set[str] = set()
@@ -96,13 +113,18 @@ def image_file_names(images: Iterable[ImageData]) -> dict[str, str]:
         base = PurePosixPath(image.name.replace("\\", "/")).name
         base = re.sub(r"[\x00-\x1f\x7f]", "", base).strip() or f"image_{number}.png"
         name, counter = base, 1
-        while name.lower() in taken:
+        while file_stem(name).lower() in taken:
             counter += 1
             stem, dot, suffix = base.rpartition(".")
             name = f"{stem}_{counter}.{suffix}" if dot and stem else f"{base}_{counter}"
-        taken.add(name.lower())
+        taken.add(file_stem(name).lower())
         names[image.id] = name
     return names
+
+
+def file_stem(name: str) -> str:
+    """`spheroid_01` for `spheroid_01.png`; a name without a suffix is its own stem."""
+    return PurePosixPath(name).stem
 
 
 def _safe(text: str) -> str:

@@ -5,18 +5,23 @@ cell with holes is written as an uncompressed RLE mask (column-major, as
 pycocotools reads it) of the cell minus its holes; a cell without holes stays a
 polygon. Pixels are filled when their centre (x + 0.5, y + 0.5) lies inside,
 the convention pycocotools uses for polygons.
+
+The file is streamed: the images first, then the annotations image by image,
+so a large project never holds every annotation in memory.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from exportd.export.archive import ArchiveWriter, image_file_names
-from exportd.export.geometry import cell_shape, outline
-from exportd.export.source import ImageData, Point, PolygonData, ProjectSnapshot
+from exportd.export.geometry import Cell, cells_of
+from exportd.export.source import ImageData, Point, ProjectSnapshot
+from exportd.export.workers import Workers
 
 if TYPE_CHECKING:
     from exportd.domain.options import ExportOptions
@@ -37,50 +42,47 @@ class CocoWriter:
         archive: ArchiveWriter,
         ctx: StepContext,
         progress: ItemProgress,
+        workers: Workers,
     ) -> None:
         names = image_file_names(project.images)
         categories = _categories(project.images)
-        images: list[dict[str, Any]] = []
-        annotations: list[dict[str, Any]] = []
-        for image_id, image in enumerate(project.images, 1):
-            ctx.raise_if_cancelled()
-            images.append(
-                {
-                    "id": image_id,
-                    "file_name": f"images/{names[image.id]}",
-                    "width": image.width,
-                    "height": image.height,
-                }
-            )
-            for polygon in image.externals():
-                annotation = _annotation(image, polygon, ctx)
-                if annotation is not None:
-                    annotation.update(
-                        id=len(annotations) + 1,
-                        image_id=image_id,
-                        category_id=categories[polygon.class_name],
-                    )
-                    annotations.append(annotation)
-            progress.done(f"COCO: {image.name}")
-        archive.write_json(
-            self.path,
-            {
-                "info": {
-                    "description": f"{project.name}: cell segmentation",
-                    "version": "1.0",
-                    "year": archive.generated_at.year,
-                    "contributor": "exportd",
-                    "date_created": archive.generated_at.isoformat(),
-                },
-                "licenses": [],
-                "images": images,
-                "annotations": annotations,
-                "categories": [
-                    {"id": number, "name": name, "supercategory": "cell"}
-                    for name, number in categories.items()
-                ],
+        head = {
+            "info": {
+                "description": f"{project.name}: cell segmentation",
+                "version": "1.0",
+                "year": archive.generated_at.year,
+                "contributor": "exportd",
+                "date_created": archive.generated_at.isoformat(),
             },
-        )
+            "licenses": [],
+            "categories": [
+                {"id": number, "name": name, "supercategory": "cell"} for name, number in categories.items()
+            ],
+            "images": [
+                {"id": n, "file_name": f"images/{names[i.id]}", "width": i.width, "height": i.height}
+                for n, i in enumerate(project.images, 1)
+            ],
+        }
+        with archive.open_text(self.path) as out:
+            out.write(json.dumps(head, ensure_ascii=False, indent=2)[:-2] + ',\n  "annotations": [')
+            count = 0
+            numbered = enumerate(project.images, 1)
+            for (image_id, image), (annotations, warnings) in workers.map(image_annotations, numbered, categories):
+                for message in warnings:
+                    ctx.warn(message)
+                for rest in annotations:
+                    count += 1
+                    out.write(f'{"," if count > 1 else ""}\n    {{"id": {count}, "image_id": {image_id}, {rest}')
+                progress.done(f"COCO: {image.name}")
+            out.write("\n  ]\n}\n")
+
+
+def image_annotations(numbered: tuple[int, ImageData], categories: dict[str, int]) -> tuple[list[str], list[str]]:
+    """One image's annotations as JSON objects without their first brace and ids, and its
+    warnings (runs in a worker process; the writer numbers the annotations)."""
+    _, image = numbered
+    cells, warnings = cells_of(image)
+    return [json.dumps(_annotation(image, cell, categories))[1:] for cell in cells], warnings
 
 
 def rasterize(rings: Sequence[Sequence[Point]], height: int, width: int) -> np.ndarray:
@@ -110,32 +112,20 @@ def _categories(images: Sequence[ImageData]) -> dict[str, int]:
     return categories
 
 
-def _annotation(image: ImageData, polygon: PolygonData, ctx: StepContext) -> dict[str, Any] | None:
-    shape = cell_shape(image, polygon)
-    if shape is None or shape.is_empty or shape.area <= 0:
-        ctx.warn(
-            f"{image.name}: polygon {polygon.id} has fewer than 3 points or no area;"
-            " left out of the COCO annotations"
-        )
-        return None
-    holes = []
-    for hole in image.holes_of(polygon.id):
-        if outline(hole.points) is None:
-            ctx.warn(f"{image.name}: hole {hole.id} has fewer than 3 points or no area; ignored")
-        else:
-            holes.append(hole.points)
-    if holes:
-        cell = rasterize([polygon.points], image.height, image.width)
-        cut = rasterize(holes, image.height, image.width)
-        segmentation: Any = encode_rle(cell & (1 - cut))
+def _annotation(image: ImageData, cell: Cell, categories: dict[str, int]) -> dict[str, Any]:
+    points = cell.polygon.points
+    if cell.holes:
+        mask = rasterize([points], image.height, image.width)
+        mask &= 1 - rasterize([hole.points for hole in cell.holes], image.height, image.width)
+        segmentation: Any = encode_rle(mask)
     else:
-        segmentation = [[round(v, 2) for point in polygon.points for v in point]]
-    xs = [x for x, _ in polygon.points]
-    ys = [y for _, y in polygon.points]
+        segmentation = [np.round(points, 2).ravel().tolist()]
+    (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
     return {
+        "category_id": categories[cell.polygon.class_name],
         "segmentation": segmentation,
-        "area": round(float(shape.area), 2),
-        "bbox": [round(v, 2) for v in (min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))],
+        "area": round(float(cell.shape.area), 2),
+        "bbox": [round(float(v), 2) for v in (x0, y0, x1 - x0, y1 - y0)],
         "iscrowd": 0,
     }
 

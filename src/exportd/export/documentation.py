@@ -1,7 +1,10 @@
-"""What explains an export: `documentation/README.md` and `metadata.json`.
+"""What explains an export: `documentation/README.md`, `documentation/metrics_guide.md`
+and `metadata.json`.
 
-Both describe the ZIP as it was actually produced, so they are written last,
-from the entries already in the archive.
+The README and metadata describe the ZIP as it was actually produced, so they
+are written last, from the entries already in the archive. The metrics guide
+is built from the metrics' own column table, so it defines exactly the columns
+the files have.
 """
 
 from __future__ import annotations
@@ -12,14 +15,17 @@ from exportd import __version__
 from exportd.domain.options import ExportOptions
 from exportd.export.archive import ArchiveWriter
 from exportd.export.formats import writer_for
+from exportd.export.metrics import IDENTITY, MEASURED, SIGNIFICANT_DIGITS, heading, unit
 from exportd.export.source import ProjectSnapshot
 
 README_PATH = "documentation/README.md"
+GUIDE_PATH = "documentation/metrics_guide.md"
 METADATA_PATH = "metadata.json"
 
 _FOLDERS = {
     "images/": "the original images, as uploaded",
-    "visualizations/": "each image with its polygons drawn on it",
+    "visualizations/": "each image with its cells drawn on it (`<image>_viz.png`)",
+    GUIDE_PATH: "what each metric means, and its unit",
 }
 
 
@@ -43,6 +49,7 @@ def write_readme(archive: ArchiveWriter, project: ProjectSnapshot, options: Expo
         "",
         f"- Original images: {'included' if options.include_original_images else 'not included'}",
         f"- Visualizations: {_visualizations(archive, options)}",
+        *_style(options),
         f"- Annotation formats: {', '.join(options.annotation_formats) or 'none'}",
         f"- Metrics formats: {', '.join(options.metrics_formats) or 'none'}",
         f"- Images: {'a selection of ' if options.selected_image_ids is not None else 'all '}"
@@ -55,14 +62,67 @@ def write_readme(archive: ArchiveWriter, project: ProjectSnapshot, options: Expo
         " x to the right, y down; pixel (i, j) covers [i, i+1) × [j, j+1).",
         "- A cell is an external polygon; a hole is an internal polygon whose `parentId`"
         " is the cell it lies in. Areas have holes subtracted.",
+        "- Polygons with fewer than 3 points, no area or a self-intersecting outline are left out"
+        f" of the annotations, metrics and visualizations, each with a warning in `{METADATA_PATH}`.",
     ]
     if "coco" in options.annotation_formats:
         lines.append(
             "- COCO: one annotation per cell. COCO polygons cannot carry holes, so a cell"
             " with holes is an uncompressed RLE mask (`iscrowd` 0) of the cell minus its holes."
         )
+    if "yolo" in options.annotation_formats:
+        lines += [
+            "- YOLO: `annotations/yolo/<image stem>.txt` has one line per cell, `class x1 y1 x2 y2 …`,"
+            " the outer outline divided by the image's width and height (holes cannot be expressed"
+            " in this format). Class n is line n + 1 of `classes.txt` (from 0) and is named in"
+            " `data.yaml`. Tools such as Ultralytics look for labels in a `labels/` folder next to"
+            " `images/`: move the `.txt` files there (`mkdir labels && mv annotations/yolo/*.txt labels/`);"
+            " `data.yaml` already points `train` and `val` at `images`.",
+        ]
+    if options.metrics_formats:
+        lines.append(
+            "- Metrics: one row per cell (holes subtracted), numbered as on the visualizations;"
+            f" units are in the column headers. See `{GUIDE_PATH}`."
+        )
     lines.append(f"- `{METADATA_PATH}` lists the options as sent, and any warnings.")
     archive.write_text(README_PATH, "\n".join(lines) + "\n")
+
+
+def write_metrics_guide(archive: ArchiveWriter, options: ExportOptions) -> None:
+    """The metrics guide: every column of the metrics files, with its unit and definition."""
+    scale = options.pixel_to_micrometer_scale
+    lines = [
+        "# Metrics guide",
+        "",
+        "Each row of the metrics describes one cell: an external polygon with its holes",
+        "(internal polygons) subtracted. Polygons with fewer than 3 points, no area or a",
+        "self-intersecting outline are left out, with a warning in `metadata.json`.",
+        "",
+        f"Units: {_scale_sentence(scale)} Ratios have no unit. Values are given to"
+        f" {SIGNIFICANT_DIGITS} significant digits.",
+        "",
+        "| column | unit | meaning |",
+        "|---|---|---|",
+        *(f"| {c.title} | {unit(c.kind, scale) or '–'} | {c.meaning} |" for c in (*IDENTITY, *MEASURED)),
+        "",
+        "## Notes",
+        "",
+        "- A is the Area column and P the Perimeter column. Circularity, Compactness and",
+        "  Convexity use the outer perimeter P, so a hole changes A but not P.",
+        "- Feret diameters are measured on the convex hull of the outline with rotating calipers.",
+        "- Major and Minor Axis Length are those of the ellipse with the same second central",
+        "  moments of area (scikit-image's `regionprops` definition), computed exactly from the polygon.",
+        "- Lengths and areas are computed on the polygons as drawn, not on pixel masks, so they",
+        "  may differ slightly from pixel-count measurements of the same cell.",
+        '- `metrics.xlsx` has the sheets "Polygon Metrics" (one row per cell) and "Summary"'
+        " (per image: the number of cells and the mean of each metric; a last row over all images).",
+        "- In `metrics.csv`, text that a spreadsheet would run as a formula (starting with"
+        " `=`, `+`, `-`, `@`, a tab or a carriage return) starts with `'`.",
+        "",
+        "Column headers as they appear in the files: "
+        + ", ".join(f"`{heading(c, scale)}`" for c in (*IDENTITY, *MEASURED)) + ".",
+    ]
+    archive.write_text(GUIDE_PATH, "\n".join(lines) + "\n")
 
 
 def write_metadata(
@@ -102,6 +162,25 @@ def polygon_counts(project: ProjectSnapshot) -> tuple[int, int]:
     """(cells, holes) over the project's images."""
     kinds = Counter(p.kind for image in project.images for p in image.polygons)
     return kinds["external"], kinds["internal"]
+
+
+def _scale_sentence(scale: float | None) -> str:
+    if scale:
+        return f"the scale is {scale} µm per pixel, so lengths are in µm (px × {scale}) and areas in µm² (px² × {scale}²)."
+    return "no scale was set, so lengths are in pixels (px) and areas in px²."
+
+
+def _style(options: ExportOptions) -> list[str]:
+    """The drawing options, when visualizations were requested."""
+    if not options.include_visualizations:
+        return []
+    style = options.visualization_options
+    numbers = f"shown, {style.font_size} px high" if style.show_numbers else "not shown"
+    return [
+        f"  - Cell outlines and fills: {style.polygon_colors.external}; holes: {style.polygon_colors.internal}",
+        f"  - Stroke width: {style.stroke_width} px; fill opacity (`transparency`): {style.transparency}",
+        f"  - Cell numbers: {numbers}",
+    ]
 
 
 def _visualizations(archive: ArchiveWriter, options: ExportOptions) -> str:

@@ -1,12 +1,13 @@
 """The protocol every format writer implements, and the registry of writers.
 
 A new format is one new module with one writer class, added to
-`ANNOTATION_WRITERS` or `METRICS_WRITERS`.
-A writer handles the images one at a time and, per image::
+`ANNOTATION_WRITERS` or `METRICS_WRITERS`. A writer handles the images one at
+a time: it asks `workers` for each image's part (computed inline or in a
+process pool, handed back in order; `workers` asks the job whether to go on
+before every image) and writes it::
 
-    for image in project.images:
-        ctx.raise_if_cancelled()
-        ...                                # add this image's part
+    for image, part in workers.map(part_of_one_image, project.images):
+        ...                                # add this image's part to the ZIP
         progress.done(f"COCO: {image.name}")
 """
 
@@ -19,7 +20,10 @@ from exportd.export.archive import ArchiveWriter
 from exportd.export.coco import CocoWriter
 from exportd.export.context import StepContext
 from exportd.export.json_format import JsonWriter
+from exportd.export.metrics import CsvMetrics, ExcelMetrics, JsonMetrics
 from exportd.export.source import ProjectSnapshot
+from exportd.export.workers import Workers
+from exportd.export.yolo import YoloWriter
 
 Group = Literal["annotations", "metrics"]
 
@@ -42,19 +46,20 @@ class FormatWriter(Protocol):
         archive: ArchiveWriter,
         ctx: StepContext,
         progress: ItemProgress,
+        workers: Workers,
     ) -> None:
         """Write this format for `project.images` (already the selected ones), one item per image."""
 
 
-ANNOTATION_WRITERS: dict[str, FormatWriter] = {w.name: w for w in (CocoWriter(), JsonWriter())}
-METRICS_WRITERS: dict[str, FormatWriter] = {}
+ANNOTATION_WRITERS: dict[str, FormatWriter] = {w.name: w for w in (CocoWriter(), YoloWriter(), JsonWriter())}
+METRICS_WRITERS: dict[str, FormatWriter] = {w.name: w for w in (ExcelMetrics(), CsvMetrics(), JsonMetrics())}
 WRITERS: dict[Group, dict[str, FormatWriter]] = {
     "annotations": ANNOTATION_WRITERS,
     "metrics": METRICS_WRITERS,
 }
 
 #: optional parts of an export, besides the formats, that this version produces
-FEATURES = ("originalImages", "documentation")
+FEATURES = ("originalImages", "visualizations", "documentation")
 
 
 def writer_for(group: Group, name: str) -> FormatWriter:

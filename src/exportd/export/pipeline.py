@@ -5,11 +5,20 @@ items of every stage (one image in a stage, one document, and closing the ZIP),
 so the overall percentage grows by the same step per item, never goes back, and
 reaches 100 only once the ZIP is closed. Before every item it asks the job
 whether to go on; whatever stops it, the partial ZIP is deleted.
+
+Given a process pool, the per-image parts (overlays, metric rows, annotations)
+are computed in it a few images ahead, and written here, in order, so the ZIP
+is the same as without one. Images are copied into the ZIP in chunks and
+never held in memory whole.
+
+Warnings are kept once each (writers that skip the same polygon word it the
+same way) and at most `MAX_WARNINGS` are listed, then a count of the rest.
 """
 
 from __future__ import annotations
 
 import math
+from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -17,9 +26,13 @@ from pathlib import Path
 from exportd.domain.options import ExportOptions
 from exportd.export.archive import ArchiveWriter, export_file_name, image_file_names
 from exportd.export.context import STAGES, StepContext
-from exportd.export.documentation import write_metadata, write_readme
+from exportd.export.documentation import write_metadata, write_metrics_guide, write_readme
 from exportd.export.formats import writer_for
 from exportd.export.source import ProjectSnapshot
+from exportd.export.visualize import write_visualizations
+from exportd.export.workers import Workers
+
+MAX_WARNINGS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,44 +51,59 @@ def build_export(
     job_id: str,
     generated_at: datetime,
     ctx: StepContext,
+    pool: Executor | None = None,
 ) -> ExportResult:
-    """Write the ZIP for `options` into `out_dir`; raises ExportCancelled when told to stop."""
+    """Write the ZIP for `options` into `out_dir`; raises ExportCancelled when told to stop.
+
+    `pool`, a process pool owned by the caller, computes the per-image parts, at
+    most twice its worker count of batches at a time; without one they are
+    computed here.
+    """
     project = _selected(project, options)
     annotation_writers = [writer_for("annotations", name) for name in options.annotation_formats]
     metrics_writers = [writer_for("metrics", name) for name in options.metrics_formats]
     job = _Recorder(ctx)
-    if options.include_visualizations:
-        job.warn("Visualizations are not available yet; the export has none.")
     images = len(project.images)
+    guide = options.include_documentation and bool(metrics_writers)
     progress = _Progress(
         job,
         {
             "images": images if options.include_original_images else 0,
-            "visualizations": 0,  # not produced yet; one item per image once they are
+            "visualizations": images if options.include_visualizations else 0,
             "annotations": images * len(annotation_writers),
             "metrics": images * len(metrics_writers),
-            "documentation": 1 + options.include_documentation,
+            "documentation": 1 + options.include_documentation + guide,
             "compression": 1,
         },
     )
+    workers = Workers(job.raise_if_cancelled, pool)
     file_name = export_file_name(project.name, job_id)
     archive = ArchiveWriter(out_dir / file_name, generated_at)
     try:
         if options.include_original_images:
             _copy_images(project, archive, job, progress)
+        if options.include_visualizations:
+            style = options.visualization_options
+            write_visualizations(project, style, archive, job, progress.stage("visualizations"), workers)
         for writer in (*annotation_writers, *metrics_writers):
-            writer.write(project, options, archive, job, progress.stage(writer.group))
+            writer.write(project, options, archive, job, progress.stage(writer.group), workers)
+        if guide:
+            job.raise_if_cancelled()
+            write_metrics_guide(archive, options)
+            progress.stage("documentation").done("metrics_guide.md")
         if options.include_documentation:
             job.raise_if_cancelled()
             write_readme(archive, project, options)
             progress.stage("documentation").done("README.md")
         job.raise_if_cancelled()
+        job.close()
         write_metadata(archive, project, options, job_id=job_id, warnings=job.warnings)
         progress.stage("documentation").done("metadata.json")
         job.raise_if_cancelled()
         size = archive.close()
         progress.stage("compression").done("ZIP written")
     except BaseException:
+        workers.cancel()
         archive.abort()
         raise
     return ExportResult(archive.path, size, file_name, list(job.warnings))
@@ -104,11 +132,13 @@ def _copy_images(
 
 
 class _Recorder:
-    """The job's context, keeping a copy of the warnings for the result and metadata.json."""
+    """The job's context, passing each warning on once and keeping a copy for metadata.json."""
 
     def __init__(self, ctx: StepContext) -> None:
         self._ctx = ctx
         self.warnings: list[str] = []
+        self._seen: set[str] = set()
+        self._unlisted = 0
 
     def raise_if_cancelled(self) -> None:
         self._ctx.raise_if_cancelled()
@@ -117,6 +147,21 @@ class _Recorder:
         self._ctx.advance(stage, current, total, percent, message)
 
     def warn(self, message: str) -> None:
+        if message in self._seen:
+            return
+        self._seen.add(message)
+        if len(self.warnings) < MAX_WARNINGS:
+            self._keep(message)
+        else:
+            self._unlisted += 1
+
+    def close(self) -> None:
+        """Add the count of warnings beyond `MAX_WARNINGS`, if any."""
+        if self._unlisted:
+            self._keep(f"{self._unlisted} more warnings are not listed")
+            self._unlisted = 0
+
+    def _keep(self, message: str) -> None:
         self.warnings.append(message)
         self._ctx.warn(message)
 

@@ -141,6 +141,7 @@ export_jobs = Table(
     Index("ix_export_jobs_user_status", "user_id", "status"),
     Index("ix_export_jobs_status_created", "status", "created_at"),
     Index("ix_export_jobs_project_user_created", "project_id", "user_id", "created_at"),
+    Index("ix_export_jobs_project_status_completed", "project_id", "status", "completed_at"),
 )
 
 export_events = Table(

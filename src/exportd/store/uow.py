@@ -1,37 +1,135 @@
-"""The unit of work: one transaction, then the events it wrote are published.
+"""The unit of work: one transaction, in one trip, then the events it wrote are published.
 
-``Store.write()`` opens a write transaction and yields a Repository; when the
-block ends the transaction commits and only then are its events handed to the
-listeners (the socket relay, the local engine's cancel signal). On SQLite all
-writes go through one connection, so they queue in the pool instead of spinning
-in SQLite's busy handler; reads use their own connections (WAL mode).
+``await store.apply(work)`` runs ``work(repo)``, a synchronous function of a
+Repository, as one write transaction where the connection lives, and returns
+its result; ``await store.query(work)`` does the same for reads. When a write
+transaction commits, and only then, the events it wrote are handed to the
+listeners (the local engine's cancel signal, the socket relay, metrics). An
+exception rolls the transaction back and publishes nothing; domain errors
+raised inside ``work`` reach the caller unchanged.
+
+Where the connection lives depends on the database:
+
+* SQLite: a synchronous SQLAlchemy engine used from threads. All writes run in
+  ONE thread on ONE connection, in order, so they queue instead of spinning in
+  SQLite's busy handler (which sleeps up to 100 ms); reads use a small pool of
+  their own (WAL mode). A whole transaction is one hop to that thread.
+* PostgreSQL (or any async driver): an AsyncEngine; the same synchronous work
+  runs through ``AsyncConnection.run_sync``.
+
+The queries are the same SQLAlchemy Core statements on both.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+import asyncio
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.pool import QueuePool
 
 from exportd.domain.events import EventRecord
 from exportd.store.repository import Repository
 
+T = TypeVar("T")
 Listener = Callable[[Sequence[EventRecord]], None]
+Work = Callable[[Repository], T]
 
 
-def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
-    engine = create_async_engine(
+class _ThreadedSqlite:
+    """Synchronous SQLite connections, used from threads so the event loop never blocks."""
+
+    def __init__(self, url: str, public_url: str) -> None:
+        sync_url = url.replace("sqlite+aiosqlite://", "sqlite://", 1)
+        self.public_url = public_url
+        self.writer = _sqlite_engine(sync_url, writer=True)
+        self.reader = _sqlite_engine(sync_url, writer=False)
+        self.write_thread = ThreadPoolExecutor(1, thread_name_prefix="exportd-sqlite-writer")
+        self.read_threads = ThreadPoolExecutor(4, thread_name_prefix="exportd-sqlite-reader")
+
+    async def run(self, work: Work, *, write: bool, events: list[EventRecord]) -> Any:
+        engine, threads = (self.writer, self.write_thread) if write else (self.reader, self.read_threads)
+
+        def transaction() -> Any:
+            with engine.connect() as connection, connection.begin():
+                return work(Repository(connection, public_url=self.public_url, events=events))
+
+        # shielded: a caller cancelled mid-commit still leaves a finished transaction behind it
+        return await asyncio.shield(asyncio.get_running_loop().run_in_executor(threads, transaction))
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        for threads, engine in ((self.write_thread, self.writer), (self.read_threads, self.reader)):
+            await loop.run_in_executor(threads, engine.dispose)
+            threads.shutdown(wait=True)
+
+
+class _AsyncDriver:
+    """An async driver (asyncpg): the same Repository work, run through ``run_sync``."""
+
+    def __init__(self, url: str, public_url: str) -> None:
+        self.public_url = public_url
+        self.engine: AsyncEngine = create_async_engine(url, pool_size=10, max_overflow=10)
+
+    async def run(self, work: Work, *, write: bool, events: list[EventRecord]) -> Any:
+        async with self.engine.begin() as connection:
+            return await connection.run_sync(
+                lambda sync_connection: work(Repository(sync_connection, public_url=self.public_url, events=events)))
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+class Store:
+    def __init__(self, database_url: str, *, public_url: str = "") -> None:
+        self.database_url = database_url
+        self.public_url = public_url
+        if database_url.startswith("sqlite"):
+            self._backend: _ThreadedSqlite | _AsyncDriver = _ThreadedSqlite(database_url, public_url)
+        else:
+            self._backend = _AsyncDriver(database_url, public_url)
+        self._listeners: list[Listener] = []
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    async def apply(self, work: Callable[[Repository], T]) -> T:
+        """Run `work(repo)` as one write transaction; publish its events once it committed."""
+        events: list[EventRecord] = []
+        result = await self._backend.run(work, write=True, events=events)
+        if events:
+            self.publish(events)
+        return result
+
+    async def query(self, work: Callable[[Repository], T]) -> T:
+        """Run `work(repo)` as one read transaction."""
+        return await self._backend.run(work, write=False, events=[])
+
+    def publish(self, records: Sequence[EventRecord]) -> None:
+        for listener in self._listeners:
+            listener(records)
+
+    async def ping(self) -> None:
+        await self.query(lambda repo: repo.ping())
+
+    async def close(self) -> None:
+        await self._backend.close()
+
+
+def _sqlite_engine(url: str, *, writer: bool) -> Engine:
+    engine = create_engine(
         url,
-        poolclass=AsyncAdaptedQueuePool,
+        poolclass=QueuePool,
         pool_size=1 if writer else 4,
-        max_overflow=0 if writer else 4,
+        max_overflow=0,
         pool_timeout=60,
+        connect_args={"check_same_thread": False, "timeout": 10},
     )
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
         cursor = dbapi_connection.cursor()
@@ -41,49 +139,8 @@ def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
     return engine
-
-
-class Store:
-    def __init__(self, database_url: str, *, public_url: str = "") -> None:
-        self.database_url = database_url
-        self.public_url = public_url
-        if database_url.startswith("sqlite"):
-            self._writer = _sqlite_engine(database_url, writer=True)
-            self._reader = _sqlite_engine(database_url, writer=False)
-        else:
-            self._writer = self._reader = create_async_engine(database_url, pool_size=10, max_overflow=10)
-        self._listeners: list[Listener] = []
-
-    def subscribe(self, listener: Listener) -> None:
-        self._listeners.append(listener)
-
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[Repository]:
-        async with self._writer.begin() as conn:
-            repo = Repository(conn, public_url=self.public_url)
-            yield repo
-        if repo.events:
-            self.publish(repo.events)
-
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[Repository]:
-        async with self._reader.connect() as conn:
-            yield Repository(conn, public_url=self.public_url)
-
-    def publish(self, records: Sequence[EventRecord]) -> None:
-        for listener in self._listeners:
-            listener(records)
-
-    async def ping(self) -> None:
-        async with self.read() as repo:
-            await repo.conn.exec_driver_sql("SELECT 1")
-
-    async def close(self) -> None:
-        await self._writer.dispose()
-        if self._reader is not self._writer:
-            await self._reader.dispose()

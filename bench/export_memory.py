@@ -1,0 +1,104 @@
+"""Peak memory of exporting a 10,000-image project of small images, measured in a fresh process.
+
+The project (64 × 64 greyscale PNG, 4-10 cells of 24-64 points each, 48
+distinct images cycled, about 84,000 polygons) is written to a temporary
+folder first. A child process then loads the snapshot from the manifest, line
+by line, notes its peak resident set (VmHWM), and runs one full export:
+originals, overlays, documentation, COCO + YOLO + JSON annotations and Excel +
+CSV + JSON metrics, inline (or with `--workers N`, a process pool, whose
+children's peak is reported separately). Printed: the peak after loading the
+snapshot, the peak over the whole export (target < 300 MB), the ZIP's size and
+the time. Timings and sizes are never asserted.
+
+Run: ``.venv/bin/python bench/export_memory.py [--images 10000] [--workers 0]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _exports import QuietContext, build_project, load_project, machine, verdict  # noqa: E402
+
+TARGET_MB = 300
+
+
+def peak_mb() -> float:
+    """This process's peak resident set so far (VmHWM), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(manifest: Path, out: Path, workers: int) -> None:
+    """Runs in the measured process: load, export, print one line of JSON."""
+    from exportd.domain.options import ExportOptions
+    from exportd.export.pipeline import build_export
+
+    began = time.perf_counter()
+    project = load_project(manifest)
+    loaded = peak_mb()
+    options = ExportOptions(
+        include_original_images=True, include_visualizations=True, include_documentation=True,
+        annotation_formats=["coco", "yolo", "json"], metrics_formats=["excel", "csv", "json"],
+    )
+    pool = ProcessPoolExecutor(workers) if workers else None
+    try:
+        exported = time.perf_counter()
+        result = build_export(project, options, out, job_id="memory", generated_at=datetime.now(UTC),
+                              ctx=QuietContext(), pool=pool)
+        done = time.perf_counter()
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    print(json.dumps({
+        "loaded_mb": loaded, "peak_mb": peak_mb(), "load_s": exported - began, "export_s": done - exported,
+        "zip_mb": result.size / 1e6, "workers_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "polygons": sum(len(image.polygons) for image in project.images),
+    }))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--child", nargs=2, metavar=("MANIFEST", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(Path(args.child[0]), Path(args.child[1]), args.workers)
+        return 0
+    print(f"export_memory: {args.images} images of 64 x 64, all formats and overlays, "
+          f"{'inline' if not args.workers else f'{args.workers} workers'}; {machine()}")
+    with tempfile.TemporaryDirectory(prefix="exportd-bench-") as folder:
+        root = Path(folder)
+        began = time.perf_counter()
+        manifest = build_project(root / "project", args.images, 64, 64)
+        print(f"  project written in {time.perf_counter() - began:.1f} s")
+        out = root / "out"
+        out.mkdir()
+        command = [sys.executable, __file__, "--workers", str(args.workers), "--child", str(manifest), str(out)]
+        figures = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+    print(f"  {figures['polygons']} polygons; snapshot loaded in {figures['load_s']:.1f} s,"
+          f" peak RSS then {figures['loaded_mb']:.0f} MB")
+    print(f"  export: {figures['export_s']:.1f} s ({args.images / figures['export_s']:.0f} images/s),"
+          f" ZIP {figures['zip_mb']:.0f} MB")
+    if args.workers:
+        print(f"  largest worker process peak RSS: {figures['workers_peak_mb']:.0f} MB")
+    print(f"  peak RSS of the exporting process: {figures['peak_mb']:.0f} MB  (target < {TARGET_MB} MB: "
+          f"{verdict(figures['peak_mb'], TARGET_MB, higher_is_better=False)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

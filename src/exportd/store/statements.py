@@ -1,0 +1,69 @@
+"""The job state machine's statements, built once with bind parameters.
+
+A transition's UPDATE depends only on the transition, which guards it adds and
+which columns it sets; each combination is built the first time it is needed
+and reused, so the hot path never rebuilds or re-hashes a statement.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from sqlalchemy import bindparam, func, insert, select, update
+
+from exportd.domain.jobs import JobStatus, Transition
+from exportd.store.tables import export_events, export_jobs
+
+jobs = export_jobs
+
+#: extra WHERE conditions a transition may add, by name
+GUARDS = {
+    "owner": jobs.c.user_id == bindparam("guard_user_id"),
+    "project": jobs.c.project_id == bindparam("guard_project_id"),
+    "lease_expired": jobs.c.lease_expires_at < bindparam("guard_lease_before"),
+    "progress_not_above": jobs.c.progress <= bindparam("new_progress"),
+}
+
+#: SET values computed from the row itself rather than passed in
+COMPUTED = {
+    "attempt": jobs.c.attempt + 1,
+    "previous_status": jobs.c.status,
+}
+
+
+@lru_cache(maxsize=None)
+def transition(t: Transition, guards: tuple[str, ...], columns: tuple[str, ...]):
+    """UPDATE … WHERE id AND status IN sources [AND attempt] [AND guards] SET status, seq+1, … RETURNING *."""
+    conditions = [jobs.c.id == bindparam("job_id"), jobs.c.status.in_([s.value for s in t.sources])]
+    if t.fenced:
+        conditions.append(jobs.c.attempt == bindparam("guard_attempt"))
+    conditions.extend(GUARDS[name] for name in guards)
+    values = {name: COMPUTED.get(name, bindparam(f"new_{name}")) for name in columns}
+    return (
+        update(jobs)
+        .where(*conditions)
+        .values(status=t.target.value, seq=jobs.c.seq + 1, updated_at=bindparam("now"), **values)
+        .returning(*jobs.c)
+    )
+
+
+INSERT_JOB = insert(jobs).returning(*jobs.c)
+INSERT_EVENT = insert(export_events)
+JOB_BY_ID = select(jobs).where(jobs.c.id == bindparam("job_id"))
+RENEW_LEASE = (
+    update(jobs)
+    .where(jobs.c.id == bindparam("job_id"), jobs.c.status == JobStatus.PROCESSING.value,
+           jobs.c.attempt == bindparam("guard_attempt"))
+    .values(lease_expires_at=bindparam("new_lease_expires_at"))
+)
+QUEUE_POSITION = select(func.count()).where(
+    jobs.c.status == JobStatus.PENDING.value,
+    jobs.c.created_at <= bindparam("created_at"),
+    jobs.c.id != bindparam("job_id"),
+)
+LAST_PROCESSING_TIME = (
+    select(jobs.c.processing_time)
+    .where(jobs.c.project_id == bindparam("project_id"), jobs.c.status == JobStatus.COMPLETED.value)
+    .order_by(jobs.c.completed_at.desc())
+    .limit(1)
+)
