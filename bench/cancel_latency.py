@@ -125,14 +125,14 @@ class StopProbe:
 
         publish = store.publish
 
-        def stamped_publish(records):
+        async def stamped_publish(records):
             now = time.perf_counter()
             for record in records:
                 if record.type == EventType.CANCELLED:
                     probe.committed[record.job_id] = now
                 elif record.type == EventType.COMPLETED:
                     probe.completed.add(record.job_id)
-            publish(records)
+            await publish(records)
 
         store.publish = stamped_publish
 

@@ -42,6 +42,7 @@ import argparse
 import asyncio
 import cProfile
 import io
+import json
 import os
 import pstats
 import re
@@ -171,7 +172,7 @@ async def check_store(runtime, job_ids: set[str]) -> dict:
 
 
 async def run(mode: str, jobs: int, producers: int, workers: int, profiler=None,
-              census: SqlCensus | None = None) -> dict:
+              census: SqlCensus | None = None, options: dict | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"exportd-bench-throughput-{mode}-") as tmp:
         settings = test_settings(
             Path(tmp) / "data", worker_concurrency=workers, max_active_exports_per_user=10_000_000,
@@ -187,7 +188,8 @@ async def run(mode: str, jobs: int, producers: int, workers: int, profiler=None,
             runtime.store.subscribe(finish)
             job_ids: list[str] = []
             remaining = iter(range(jobs))
-            request = ExportRequest()
+            body = {"options": options} if options is not None else {}
+            request = ExportRequest.model_validate(body)
             http = httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60,
                                      limits=httpx.Limits(max_connections=producers))
 
@@ -198,7 +200,7 @@ async def run(mode: str, jobs: int, producers: int, workers: int, profiler=None,
 
             async def by_http() -> None:
                 for _ in remaining:
-                    response = await http.post(f"/api/projects/{project.id}/export", json={})
+                    response = await http.post(f"/api/projects/{project.id}/export", json=body)
                     response.raise_for_status()
                     job_ids.append(response.json()["id"])
 
@@ -279,8 +281,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="worker_concurrency (default: the CPU count, the production default)")
     parser.add_argument("--profile", nargs="?", const="cprofile", choices=("cprofile", "pyinstrument"))
+    parser.add_argument("--options", type=json.loads, default=None,
+                        help='export options as JSON (default: the defaults), e.g. \'{"metricsFormats": []}\'')
     args = parser.parse_args()
     header("throughput: empty-project exports, end to end, every event persisted (embedded SQLite)")
+    print(f"  export options: {json.dumps(args.options) if args.options is not None else 'the defaults'}")
     modes = [args.only] if args.only else ["services", "http"]
     for mode in modes:
         profiler = census = None
@@ -293,7 +298,7 @@ def main() -> None:
             profiler.enable, profiler.disable = profiler.start, profiler.stop
         if args.profile and mode == "services":
             census = SqlCensus()
-        result = asyncio.run(run(mode, args.jobs, args.producers, args.workers, profiler, census))
+        result = asyncio.run(run(mode, args.jobs, args.producers, args.workers, profiler, census, args.options))
         report(result)
         if census is not None:
             print(f"  event-loop CPU per job: {result['cpu'].used.get('MainThread (event loop)', 0) / args.jobs * 1000:.2f} ms "

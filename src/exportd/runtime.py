@@ -39,10 +39,7 @@ class Runtime:
     async def start(self) -> None:
         await upgrade(self.settings.database_url)
         self.settings.exports_dir.mkdir(parents=True, exist_ok=True)
-        self._tasks = [
-            asyncio.create_task(self.relay.run(), name="exportd-relay"),
-            asyncio.create_task(self.reaper.run_forever(self.sweep_interval), name="exportd-reaper"),
-        ]
+        self._tasks = [asyncio.create_task(self.reaper.run_forever(self.sweep_interval), name="exportd-reaper")]
         await self.engine.start()
 
     async def stop(self) -> None:
@@ -61,7 +58,7 @@ class Runtime:
         return min(self.settings.janitor_interval_seconds, self.settings.lease_seconds / 2)
 
     async def _emit(self, event: str, payload: dict[str, Any], rooms: tuple[str, ...]) -> None:
-        await self.sio.emit(event, payload, to=[room(user_id) for user_id in rooms])
+        await self.sio.emit(event, payload, to=room(rooms[0]) if len(rooms) == 1 else [room(r) for r in rooms])
 
     async def _fetch(self, job_id: str, after_seq: int) -> list[dict[str, Any]]:
         return await self.store.query(lambda repo: repo.events_after(job_id, after_seq))

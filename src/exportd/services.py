@@ -221,7 +221,7 @@ class Services:
                     return repo.job(seen.job_id), False
             if options.selected_image_ids is not None:
                 _check_selection(options.selected_image_ids, repo.image_ids_of(project_id))
-            if repo.count_active(user_id) >= limit:
+            if repo.count_active(user_id, limit=limit) >= limit:
                 raise errors.TooManyActiveExports(retry_after=self.settings.retry_after_seconds)
             job = repo.create_job(project_id=project_id, user_id=user_id, options=options.to_json(),
                                   project_name=request.project_name or project.name)

@@ -30,10 +30,9 @@ async def test_an_event_published_ahead_of_its_predecessor_waits_for_it_from_the
     sink, log = RecordingSink(), FakeLog(one, two, three)
     relay = EventRelay(sink, log)
 
-    relay.publish([one])
-    relay.publish([three])  # the canceller published first
-    relay.publish([two])  # the worker's progress, late
-    await relay.drain()
+    await relay.publish([one])
+    await relay.publish([three])  # the canceller published first
+    await relay.publish([two])  # the worker's progress, late
 
     assert [p["seq"] for p in sink.by_job["j"]] == [1, 2, 3]
     assert log.reads == 1
@@ -42,16 +41,14 @@ async def test_an_event_published_ahead_of_its_predecessor_waits_for_it_from_the
 async def test_duplicates_and_older_events_are_dropped():
     sink = RecordingSink()
     relay = EventRelay(sink, FakeLog())
-    relay.publish([record("j", 1), record("j", 2), record("j", 2), record("j", 1), record("j", 3)])
-    await relay.drain()
+    await relay.publish([record("j", 1), record("j", 2), record("j", 2), record("j", 1), record("j", 3)])
     assert [p["seq"] for p in sink.by_job["j"]] == [1, 2, 3]
 
 
 async def test_jobs_are_ordered_independently():
     sink = RecordingSink()
     relay = EventRelay(sink, FakeLog())
-    relay.publish([record("a", 1), record("b", 1), record("a", 2), record("b", 2)])
-    await relay.drain()
+    await relay.publish([record("a", 1), record("b", 1), record("a", 2), record("b", 2)])
     assert [p["seq"] for p in sink.by_job["a"]] == [1, 2]
     assert [p["seq"] for p in sink.by_job["b"]] == [1, 2]
 

@@ -1,7 +1,8 @@
 """The relay from committed events to sockets: per job, in ``seq`` order, each once.
 
-The store publishes a transaction's events after it commits. Two actors (the
-API cancelling, a worker reporting progress) can commit seq 5 and 6 and then
+The store awaits the relay right after a transaction commits, so an event goes
+out without waiting for another task to pick it up. Two actors (the API
+cancelling, a worker reporting progress) can commit seq 5 and 6 and then
 publish them in the other order; the relay never emits 6 before 5. When it
 sees a gap it reads the missing events from the store, where they already are
 (a job's ``seq`` is bumped under its row lock, so seq N+1 commits only after N),
@@ -36,28 +37,27 @@ class EventRelay:
     def __init__(self, sink: Sink, fetch: Fetch) -> None:
         self._sink = sink
         self._fetch = fetch
-        self._queue: asyncio.Queue[EventRecord] = asyncio.Queue()
+        self._lock: asyncio.Lock | None = None  #: one emitter at a time, so per-job order holds
         self._last: OrderedDict[str, int] = OrderedDict()  #: last emitted seq per job
 
-    def publish(self, records: Sequence[EventRecord]) -> None:
-        """The store's listener: called on the event loop right after a commit."""
-        for record in records:
-            self._queue.put_nowait(record)
-
-    async def run(self) -> None:
-        while True:
-            record = await self._queue.get()
-            try:
-                await self.deliver(record)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("could not emit %s seq %s of %s", record.type, record.seq, record.job_id)
+    async def publish(self, records: Sequence[EventRecord]) -> None:
+        """The store's listener, awaited right after a commit: emit now, in order, each once."""
+        async with self._emitting():
+            for record in records:
+                try:
+                    await self.deliver(record)
+                except Exception:  # a socket problem never fails the transition that was committed
+                    log.exception("could not emit %s seq %s of %s", record.type, record.seq, record.job_id)
 
     async def drain(self) -> None:
-        """Emit everything published so far (used at shutdown and in tests)."""
-        while not self._queue.empty():
-            await self.deliver(self._queue.get_nowait())
+        """Wait until every event published so far has been emitted."""
+        async with self._emitting():
+            pass
+
+    def _emitting(self) -> asyncio.Lock:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
 
     async def deliver(self, record: EventRecord) -> None:
         last = self._last.get(record.job_id, record.seq - 1)

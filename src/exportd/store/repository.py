@@ -104,13 +104,8 @@ class Repository:
         query = select(projects).where(projects.c.id == project_id, projects.c.deleted_at.is_(None))
         return (self.conn.execute(query)).one_or_none()
 
-    def _visible_to(self, user_id: str):
-        shared = select(project_shares.c.project_id).where(project_shares.c.user_id == user_id)
-        return and_(projects.c.deleted_at.is_(None), or_(projects.c.owner_id == user_id, projects.c.id.in_(shared)))
-
     def project_for(self, user_id: str, project_id: str) -> Row | None:
-        query = select(projects).where(projects.c.id == project_id, self._visible_to(user_id))
-        return (self.conn.execute(query)).one_or_none()
+        return self.conn.execute(sql.PROJECT_FOR_USER, {"user_id": user_id, "project_id": project_id}).one_or_none()
 
     def projects_for(self, user_id: str) -> Sequence[Row]:
         counts = (
@@ -121,10 +116,10 @@ class Repository:
         query = (
             select(projects, func.coalesce(counts.c.image_count, 0).label("image_count"))
             .outerjoin(counts, counts.c.project_id == projects.c.id)
-            .where(self._visible_to(user_id))
+            .where(sql.VISIBLE_TO_USER)
             .order_by(projects.c.created_at, projects.c.id)
         )
-        return (self.conn.execute(query)).all()
+        return self.conn.execute(query, {"user_id": user_id}).all()
 
     def delete_project(self, project_id: str) -> None:
         self.conn.execute(update(projects).where(projects.c.id == project_id).values(deleted_at=utcnow()))
@@ -223,17 +218,8 @@ class Repository:
 
     def job_for(self, user_id: str, project_id: str, job_id: str) -> Row | None:
         """The job, if `user_id` started it on `project_id` and may still see that project."""
-        query = (
-            select(export_jobs)
-            .join(projects, projects.c.id == export_jobs.c.project_id)
-            .where(
-                export_jobs.c.id == job_id,
-                export_jobs.c.project_id == project_id,
-                export_jobs.c.user_id == user_id,
-                self._visible_to(user_id),
-            )
-        )
-        return (self.conn.execute(query)).one_or_none()
+        return self.conn.execute(sql.JOB_FOR_USER,
+                                 {"job_id": job_id, "project_id": project_id, "user_id": user_id}).one_or_none()
 
     def history(self, user_id: str, project_id: str, limit: int) -> Sequence[Row]:
         query = (
@@ -258,11 +244,9 @@ class Repository:
             query = query.limit(limit)
         return [row.payload for row in self.conn.execute(query)]
 
-    def count_active(self, user_id: str) -> int:
-        query = select(func.count()).where(
-            export_jobs.c.user_id == user_id, export_jobs.c.status.in_([s.value for s in ACTIVE])
-        )
-        return (self.conn.execute(query)).scalar_one()
+    def count_active(self, user_id: str, *, limit: int) -> int:
+        """The user's pending and processing jobs, counted up to `limit` at most."""
+        return self.conn.execute(sql.ACTIVE_FOR_USER, {"user_id": user_id, "limit": limit}).scalar_one()
 
     def active_jobs(self, *, project_id: str | None = None, user_id: str | None = None) -> Sequence[Row]:
         query = select(export_jobs).where(export_jobs.c.status.in_([s.value for s in ACTIVE]))

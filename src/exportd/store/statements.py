@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
 
-from exportd.domain.jobs import JobStatus, Transition
-from exportd.store.tables import export_events, export_jobs
+from exportd.domain.jobs import ACTIVE, JobStatus, Transition
+from exportd.store.tables import export_events, export_jobs, project_shares, projects
 
 jobs = export_jobs
 
@@ -66,4 +66,28 @@ LAST_PROCESSING_TIME = (
     .where(jobs.c.project_id == bindparam("project_id"), jobs.c.status == JobStatus.COMPLETED.value)
     .order_by(jobs.c.completed_at.desc())
     .limit(1)
+)
+
+#: a live project the user owns or has a share of
+VISIBLE_TO_USER = and_(
+    projects.c.deleted_at.is_(None),
+    or_(
+        projects.c.owner_id == bindparam("user_id"),
+        exists().where(project_shares.c.project_id == projects.c.id,
+                       project_shares.c.user_id == bindparam("user_id")),
+    ),
+)
+PROJECT_FOR_USER = select(projects).where(projects.c.id == bindparam("project_id"), VISIBLE_TO_USER)
+JOB_FOR_USER = (
+    select(jobs)
+    .join(projects, projects.c.id == jobs.c.project_id)
+    .where(jobs.c.id == bindparam("job_id"), jobs.c.project_id == bindparam("project_id"),
+           jobs.c.user_id == bindparam("user_id"), VISIBLE_TO_USER)
+)
+#: counts a user's active jobs, but never past `limit`: admission only asks "fewer than the limit?"
+ACTIVE_FOR_USER = select(func.count()).select_from(
+    select(jobs.c.id)
+    .where(jobs.c.user_id == bindparam("user_id"), jobs.c.status.in_([s.value for s in ACTIVE]))
+    .limit(bindparam("limit"))
+    .subquery()
 )

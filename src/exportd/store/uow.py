@@ -23,7 +23,9 @@ The queries are the same SQLAlchemy Core statements on both.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import inspect
+import threading
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -35,7 +37,8 @@ from exportd.domain.events import EventRecord
 from exportd.store.repository import Repository
 
 T = TypeVar("T")
-Listener = Callable[[Sequence[EventRecord]], None]
+READERS = 4
+Listener = Callable[[Sequence[EventRecord]], Awaitable[None] | None]
 Work = Callable[[Repository], T]
 
 
@@ -48,13 +51,17 @@ class _ThreadedSqlite:
         self.writer = _sqlite_engine(sync_url, writer=True)
         self.reader = _sqlite_engine(sync_url, writer=False)
         self.write_thread = ThreadPoolExecutor(1, thread_name_prefix="exportd-sqlite-writer")
-        self.read_threads = ThreadPoolExecutor(4, thread_name_prefix="exportd-sqlite-reader")
+        self.read_threads = ThreadPoolExecutor(READERS, thread_name_prefix="exportd-sqlite-reader")
+        self._held = threading.local()  #: each thread keeps its connection open between transactions
 
     async def run(self, work: Work, *, write: bool, events: list[EventRecord]) -> Any:
         engine, threads = (self.writer, self.write_thread) if write else (self.reader, self.read_threads)
 
         def transaction() -> Any:
-            with engine.connect() as connection, connection.begin():
+            connection = getattr(self._held, "connection", None)
+            if connection is None or connection.closed:
+                connection = self._held.connection = engine.connect()
+            with connection.begin():
                 return work(Repository(connection, public_url=self.public_url, events=events))
 
         # shielded: a caller cancelled mid-commit still leaves a finished transaction behind it
@@ -62,9 +69,18 @@ class _ThreadedSqlite:
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
-        for threads, engine in ((self.write_thread, self.writer), (self.read_threads, self.reader)):
-            await loop.run_in_executor(threads, engine.dispose)
+        for threads, engine, count in ((self.write_thread, self.writer, 1), (self.read_threads, self.reader, READERS)):
+            barrier = threading.Barrier(count)  # every thread closes its own connection
+            await asyncio.gather(*(loop.run_in_executor(threads, self._release, barrier) for _ in range(count)))
             threads.shutdown(wait=True)
+            engine.dispose()
+
+    def _release(self, barrier: threading.Barrier) -> None:
+        connection = getattr(self._held, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._held.connection = None
+        barrier.wait(timeout=10)
 
 
 class _AsyncDriver:
@@ -101,16 +117,19 @@ class Store:
         events: list[EventRecord] = []
         result = await self._backend.run(work, write=True, events=events)
         if events:
-            self.publish(events)
+            await asyncio.shield(self.publish(events))  # committed: its events go out even if we are cancelled
         return result
 
     async def query(self, work: Callable[[Repository], T]) -> T:
         """Run `work(repo)` as one read transaction."""
         return await self._backend.run(work, write=False, events=[])
 
-    def publish(self, records: Sequence[EventRecord]) -> None:
+    async def publish(self, records: Sequence[EventRecord]) -> None:
+        """Hand committed events to each listener in turn; an async listener is awaited."""
         for listener in self._listeners:
-            listener(records)
+            outcome = listener(records)
+            if inspect.isawaitable(outcome):
+                await outcome
 
     async def ping(self) -> None:
         await self.query(lambda repo: repo.ping())
@@ -123,7 +142,7 @@ def _sqlite_engine(url: str, *, writer: bool) -> Engine:
     engine = create_engine(
         url,
         poolclass=QueuePool,
-        pool_size=1 if writer else 4,
+        pool_size=1 if writer else READERS,
         max_overflow=0,
         pool_timeout=60,
         connect_args={"check_same_thread": False, "timeout": 10},
