@@ -22,6 +22,7 @@ def test_settings(data_dir, **overrides: Any) -> Settings:
         "secret_key": "test-secret-key-with-enough-entropy-0123456789",
         "password_hash_fast": True,
         "worker_concurrency": 2,
+        "export_processes": 0,  # inline: no process pool to start per test
         "progress_interval_seconds": 0.0,
         "store_check_seconds": 0.05,
         "janitor_interval_seconds": 3600,

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import shutil
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -48,7 +49,8 @@ class LocalEngine:
         self.running: dict[str, RunningJob] = {}
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._workers: list[asyncio.Task] = []
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: ThreadPoolExecutor | None = None  #: runs each export's pipeline
+        self._processes: ProcessPoolExecutor | None = None  #: CPU-heavy steps (overlays, metrics), all exports
         self._idle = asyncio.Event()
         self._stopping = False
         store.subscribe(self.on_events)
@@ -59,6 +61,10 @@ class LocalEngine:
         self._stopping = False
         concurrency = self.settings.worker_concurrency
         self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="exportd-pipeline")
+        if self.settings.export_processes and self._processes is None:
+            # forkserver: never fork this multi-threaded process itself
+            self._processes = ProcessPoolExecutor(self.settings.export_processes,
+                                                  mp_context=multiprocessing.get_context("forkserver"))
         for job_id in await self.store.query(lambda repo: repo.pending_job_ids()):
             self._queue.put_nowait(job_id)
         self._workers = [asyncio.create_task(self._work(), name=f"exportd-worker-{n}") for n in range(concurrency)]
@@ -81,6 +87,9 @@ class LocalEngine:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+        if self._processes is not None:
+            self._processes.shutdown(wait=True, cancel_futures=True)
+            self._processes = None
 
     # -- hearing the store -----------------------------------------------------
 
@@ -136,7 +145,7 @@ class LocalEngine:
             def export():
                 scratch.mkdir(parents=True, exist_ok=True)
                 return build_export(snapshot, options, scratch, job_id=job.id, generated_at=datetime.now(UTC),
-                                    ctx=context)
+                                    ctx=context, pool=self._processes)
 
             result = await self._supervise(running, loop.run_in_executor(self._executor, export))
             await self.hooks.before_complete(job.id, job.attempt)

@@ -1,0 +1,50 @@
+"""With a process pool, the CPU-heavy steps leave the server process, and a cancel still lands within one item."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+from exportd.domain.requests import ExportRequest
+from exportd.engine.hooks import EngineHooks
+from exportd.testing import ItemGate
+from tests.conftest import make_world
+from tests.integration.test_cancel_race import assert_log_is_sound
+
+EVERYTHING = ExportRequest.model_validate({"options": {
+    "includeVisualizations": True, "annotationFormats": ["coco", "yolo", "json"],
+    "metricsFormats": ["excel", "csv", "json"]}})
+
+
+async def test_an_export_through_the_process_pool_holds_every_format(tmp_path, backend):
+    world = await make_world(tmp_path, images=3, export_processes=2)
+    try:
+        job, _ = await world.services.start_export(world.user_id, world.project_id, EVERYTHING)
+        final = await world.settled(job.id, timeout=60)
+
+        assert final.status == "completed", final.error
+        names = set(zipfile.ZipFile(final.file_path).namelist())
+        assert {"annotations/coco/annotations.json", "annotations/yolo/data.yaml", "metrics/metrics.xlsx",
+                "metrics/metrics.csv", "metrics/metrics.json", "metadata.json"} <= names
+        assert len([n for n in names if n.startswith("visualizations/") and n.endswith("_viz.png")]) == 3
+        assert_log_is_sound(await world.stored_events(job.id))
+    finally:
+        await world.runtime.stop()
+
+
+async def test_a_cancel_stops_a_pooled_export_within_one_item_and_leaves_no_file(tmp_path, backend):
+    items = ItemGate(after=2)
+    world = await make_world(tmp_path, images=3, export_processes=2, hooks=EngineHooks(on_item=items))
+    try:
+        job, _ = await world.services.start_export(world.user_id, world.project_id, EVERYTHING)
+        await items.reached(job.id, timeout=60)
+        await world.services.cancel(world.user_id, world.project_id, job.id)
+        items.release(job.id)
+        final = await world.settled(job.id, timeout=60)
+
+        assert final.status == "cancelled"
+        assert items.items[job.id] == 2
+        folder = Path(world.runtime.settings.exports_dir) / job.id
+        assert not folder.exists() or not any(p.is_file() for p in folder.rglob("*"))
+    finally:
+        await world.runtime.stop()
