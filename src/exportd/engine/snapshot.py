@@ -8,6 +8,7 @@ from sqlalchemy import Row
 
 from exportd.export.source import ImageData, PolygonData, ProjectSnapshot
 from exportd.storage import LocalStorage
+from exportd.store import points
 from exportd.store.uow import Store
 
 
@@ -22,7 +23,7 @@ async def load_snapshot(store: Store, storage: LocalStorage, job: Row) -> Projec
     shapes: dict[str, list[PolygonData]] = defaultdict(list)
     for row in polygon_rows:
         shapes[row.image_id].append(
-            PolygonData(id=row.id, kind=row.kind, points=tuple((float(x), float(y)) for x, y in row.points),
+            PolygonData(id=row.id, kind=row.kind, points=points.unpack(row.points),
                         parent_id=row.parent_id, class_name=row.class_name)
         )
     images = tuple(

@@ -33,6 +33,7 @@ from exportd.domain.jobs import (
     JobStatus,
     Transition,
 )
+from exportd.store import points
 from exportd.store import statements as sql
 from exportd.store.tables import (
     export_events,
@@ -188,7 +189,8 @@ class Repository:
         if shapes:
             self.conn.execute(
                 insert(polygons),
-                [{"image_id": image_id, "position": index, **shape} for index, shape in enumerate(shapes)],
+                [{"image_id": image_id, "position": index, **shape, "points": points.pack(shape["points"])}
+                 for index, shape in enumerate(shapes)],
             )
 
     def polygon_counts(self, image_ids: Sequence[str]) -> dict[str, int]:

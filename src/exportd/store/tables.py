@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    LargeBinary,
     Boolean,
     Column,
     DateTime,
@@ -98,7 +99,7 @@ polygons = Table(
     Column("image_id", ID, ForeignKey("images.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("position", Integer, nullable=False),
     Column("kind", String(10), nullable=False),
-    Column("points", JSON, nullable=False),
+    Column("points", LargeBinary, nullable=False),  #: see store/points.py
     Column("parent_id", ID),
     Column("class_name", String(100), nullable=False),
     UniqueConstraint("image_id", "id", name="uq_polygons_image_id"),
