@@ -135,7 +135,7 @@ class Exportd:
         progress = round(self.progress, 3)
         row = await self.runtime.store.apply(lambda repo: repo.progress(
             self.job_id, 1, progress=progress, stage="annotations", current=i + 1, total=1_000_000,
-            message=f"COCO: image_{i:06d}.png", eta_seconds=12.5))
+            message=f"COCO: image_{i:06d}.png", eta_seconds=12.5, lease_seconds=3600))
         self.write_seconds.append(time.perf_counter() - began)
         if row is None:
             raise RuntimeError("the progress write lost its guard: the job is no longer held")

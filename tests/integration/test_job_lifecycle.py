@@ -94,7 +94,7 @@ async def test_progress_and_completion_after_a_cancel_store_and_emit_nothing(wor
 
     def late_worker(repo):
         assert repo.progress(job.id, attempt, progress=50, stage="images", current=1, total=2,
-                             message="late", eta_seconds=1) is None
+                             message="late", eta_seconds=1, lease_seconds=30) is None
         assert repo.complete(job.id, attempt, file_path="/nowhere.zip", file_name="x.zip", export_size=1,
                              warnings=[], processing_time=0.5) is None
         assert repo.fail(job.id, attempt, error="late", code="X", retryable=False) is None
@@ -125,7 +125,7 @@ async def test_a_fenced_off_attempt_can_change_nothing(world):
     def stale_and_fresh_workers(repo):
         assert not repo.renew_lease(job.id, 1, lease_seconds=60)
         assert repo.progress(job.id, 1, progress=10, stage="images", current=1, total=9, message="",
-                             eta_seconds=None) is None
+                             eta_seconds=None, lease_seconds=30) is None
         assert repo.complete(job.id, 1, file_path="/stale.zip", file_name="s.zip", export_size=1,
                              warnings=[], processing_time=0.5) is None
         assert repo.fail(job.id, 1, error="stale", code="X", retryable=False) is None
@@ -292,3 +292,19 @@ async def test_a_graceful_shutdown_hands_running_exports_back_and_the_next_start
         assert_log_is_sound(await restarted.store.query(lambda repo: repo.events_after(job.id, 0)))
     finally:
         await restarted.stop()
+
+
+async def test_a_long_export_that_reports_progress_keeps_its_lease(tmp_path):
+    # every item takes 50 ms and progress is written at every wake-up, for longer than a lease
+    world = await make_world(tmp_path, images=3, lease_seconds=0.3, pipeline_item_delay_seconds=0.05,
+                             store_check_seconds=5)  # only progress wakes the worker up
+    try:
+        job, _ = await world.services.start_export(world.user_id, world.project_id, ExportRequest())
+        final = await world.settled(job.id, timeout=30)
+
+        assert final.status == "completed" and final.attempt == 1  # never handed to a second attempt
+        events = await world.stored_events(job.id)
+        assert "export:queued" not in [e["type"] for e in events[1:]]
+        assert (final.completed_at - final.started_at).total_seconds() > 0.3
+    finally:
+        await world.runtime.stop()

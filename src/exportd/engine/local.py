@@ -196,7 +196,7 @@ class LocalEngine:
                     lambda repo: repo.cancel(running.job_id, reason=CancelReason.TIMEOUT, cancelled_by=None))
                 await self._check_still_ours(running)
             elif running.latest is not None and running.latest is not written:
-                written = running.latest
+                written, last_renewal = running.latest, now  # a progress write renews the lease too
                 if not await self._write_progress(running, written, now):
                     await self._check_still_ours(running)
             elif now - last_renewal >= settings.lease_seconds / 3:
@@ -214,7 +214,7 @@ class LocalEngine:
         row = await self.store.apply(lambda repo: repo.progress(
             running.job_id, running.attempt, progress=round(report.percent, 2), stage=report.stage,
             current=report.current, total=report.total, message=report.message,
-            eta_seconds=None if eta is None else round(eta, 2)))
+            eta_seconds=None if eta is None else round(eta, 2), lease_seconds=self.settings.lease_seconds))
         return row is not None
 
     async def _check_still_ours(self, running: RunningJob) -> None:

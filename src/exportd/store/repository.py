@@ -352,11 +352,13 @@ class Repository:
         return job
 
     def progress(self, job_id: str, attempt: int, *, progress: float, stage: str, current: int, total: int,
-                 message: str, eta_seconds: float | None) -> Row | None:
-        """Record progress; nothing happens when the job is no longer this attempt's, or progress would fall."""
+                 message: str, eta_seconds: float | None, lease_seconds: float) -> Row | None:
+        """Record progress and renew the lease; nothing happens when the job is no longer this attempt's,
+        or progress would fall."""
         now = utcnow()
         job = self._transition(PROGRESS, job_id, now, fence=attempt, guards={"progress_not_above": None},
-                               progress=progress, stage=stage, message=message)
+                               progress=progress, stage=stage, message=message,
+                               lease_expires_at=now + timedelta(seconds=lease_seconds))
         if job is not None:
             self._record(job, ev.Progress(
                 **self._base(job, now), progress=progress, stage=stage,
