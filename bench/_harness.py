@@ -128,11 +128,9 @@ class ThreadCpu:
         names = {thread.native_id: thread.name for thread in threading.enumerate()}
         used: dict[str, float] = {}
         for tid, seconds in after.items():
-            name = names.get(tid, "other (aiosqlite / uvicorn / exited)")
+            name = names.get(tid, "other (uvicorn / exited)")
             if name.startswith("exportd-pipeline"):
                 name = "exportd-pipeline-*"
-            elif "_connection_worker_thread" in name:
-                name = "aiosqlite connections"
             elif name.startswith("asyncio_"):
                 name = "asyncio.to_thread workers"
             elif name == "MainThread":

@@ -30,7 +30,7 @@ and exportd's functions with the most cumulative time (cProfile counts every
 resumption of a coroutine as a call, so cumulative times of coroutines overlap;
 own times are sound); ``--profile pyinstrument`` samples with pyinstrument
 instead, when installed. Either way the profiled run also counts SQL
-statements by kind and aiosqlite thread round trips per job.
+statements by kind and store trips (one per transaction) per job.
 
 Run: ``.venv/bin/python bench/throughput.py [--jobs 2000] [--producers 8] [--workers N] [--only services|http]
 [--profile [cprofile|pyinstrument]]``
@@ -88,11 +88,10 @@ class Finish:
 
 
 class SqlCensus:
-    """Counts, for the profile: SQL statements by kind, and aiosqlite thread round trips ("hops").
+    """Counts, for the profile: SQL statements by kind, and store trips ("hops").
 
-    Every awaited aiosqlite call (cursor, execute, fetch, close, commit,
-    rollback) queues a function for the connection's thread and waits for a
-    future: one hop of the event loop to that thread and back.
+    Every ``store.apply``/``store.query`` is one transaction run in one call on
+    the connection's thread: one hop of the event loop to that thread and back.
     """
 
     def __init__(self) -> None:
