@@ -257,7 +257,7 @@ def main() -> None:
     parser.add_argument("--low-events", type=int, default=900, help="events per round at the low pace")
     parser.add_argument("--warmup", type=int, default=300)
     args = parser.parse_args()
-    header(f"event latency: commit -> Socket.IO client, exportd vs bare python-socketio")
+    header("event latency: commit -> Socket.IO client, exportd vs bare python-socketio")
     plan = [(args.rate, args.events, args.rounds)]
     if args.low_rate:
         plan.append((args.low_rate, args.low_events, args.rounds))

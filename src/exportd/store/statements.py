@@ -7,7 +7,7 @@ and reused, so the hot path never rebuilds or re-hashes a statement.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
 
@@ -31,7 +31,7 @@ COMPUTED = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def transition(t: Transition, guards: tuple[str, ...], columns: tuple[str, ...]):
     """UPDATE … WHERE id AND status IN sources [AND attempt] [AND guards] SET status, seq+1, … RETURNING *."""
     conditions = [jobs.c.id == bindparam("job_id"), jobs.c.status.in_([s.value for s in t.sources])]

@@ -56,7 +56,7 @@ async def upload_images(
     uploads = [Upload(name=file.filename or "image", data=await file.read()) for file in files]
     rows = await services.add_images(user.id, project_id, uploads, polygons)
     counts = {name: len(shapes) for name, shapes in polygons.items()}
-    return {"images": [image_view(row, counts.get(upload.name, 0)) for row, upload in zip(rows, uploads)]}
+    return {"images": [image_view(row, counts.get(upload.name, 0)) for row, upload in zip(rows, uploads, strict=True)]}
 
 
 @router.put("/{project_id}/images/{image_id}/segmentation")
