@@ -11,9 +11,10 @@ raised inside ``work`` reach the caller unchanged.
 Where the connection lives depends on the database:
 
 * SQLite: a synchronous SQLAlchemy engine used from threads. All writes run in
-  ONE thread on ONE connection, in order, so they queue instead of spinning in
-  SQLite's busy handler (which sleeps up to 100 ms); reads use a small pool of
-  their own (WAL mode). A whole transaction is one hop to that thread.
+  ONE thread on ONE connection, in order (``writer.py``, which commits queued
+  transactions in groups), so they queue instead of spinning in SQLite's busy
+  handler (which sleeps up to 100 ms); reads use a small pool of their own (WAL
+  mode). A whole transaction is one hop to that thread.
 * PostgreSQL (or any async driver): an AsyncEngine; the same synchronous work
   runs through ``AsyncConnection.run_sync``.
 
@@ -35,6 +36,7 @@ from sqlalchemy.pool import QueuePool
 
 from exportd.domain.events import EventRecord
 from exportd.store.repository import Repository
+from exportd.store.writer import GroupWriter
 
 T = TypeVar("T")
 READERS = 4
@@ -50,30 +52,32 @@ class _ThreadedSqlite:
         self.public_url = public_url
         self.writer = _sqlite_engine(sync_url, writer=True)
         self.reader = _sqlite_engine(sync_url, writer=False)
-        self.write_thread = ThreadPoolExecutor(1, thread_name_prefix="exportd-sqlite-writer")
+        self.write_queue = GroupWriter(self.writer, public_url)
         self.read_threads = ThreadPoolExecutor(READERS, thread_name_prefix="exportd-sqlite-reader")
         self._held = threading.local()  #: each thread keeps its connection open between transactions
 
     async def run(self, work: Work, *, write: bool, events: list[EventRecord]) -> Any:
-        engine, threads = (self.writer, self.write_thread) if write else (self.reader, self.read_threads)
+        if write:
+            return await self.write_queue.run(work, events)
 
         def transaction() -> Any:
             connection = getattr(self._held, "connection", None)
             if connection is None or connection.closed:
-                connection = self._held.connection = engine.connect()
+                connection = self._held.connection = self.reader.connect()
             with connection.begin():
                 return work(Repository(connection, public_url=self.public_url, events=events))
 
-        # shielded: a caller cancelled mid-commit still leaves a finished transaction behind it
-        return await asyncio.shield(asyncio.get_running_loop().run_in_executor(threads, transaction))
+        return await asyncio.get_running_loop().run_in_executor(self.read_threads, transaction)
 
     async def close(self) -> None:
+        await self.write_queue.close()
+        self.writer.dispose()
         loop = asyncio.get_running_loop()
-        for threads, engine, count in ((self.write_thread, self.writer, 1), (self.read_threads, self.reader, READERS)):
-            barrier = threading.Barrier(count)  # every thread closes its own connection
-            await asyncio.gather(*(loop.run_in_executor(threads, self._release, barrier) for _ in range(count)))
-            threads.shutdown(wait=True)
-            engine.dispose()
+        barrier = threading.Barrier(READERS)  # every reader thread closes its own connection
+        await asyncio.gather(*(loop.run_in_executor(self.read_threads, self._release, barrier)
+                               for _ in range(READERS)))
+        self.read_threads.shutdown(wait=True)
+        self.reader.dispose()
 
     def _release(self, barrier: threading.Barrier) -> None:
         connection = getattr(self._held, "connection", None)
