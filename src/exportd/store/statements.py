@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, insert, literal, or_, select, update
 
 from exportd.domain.jobs import ACTIVE, JobStatus, Transition
 from exportd.store.tables import export_events, export_jobs, project_shares, projects
@@ -31,10 +31,15 @@ COMPUTED = {
 }
 
 
+def status_in(statuses):
+    """`status IN (…)` as ORs of plain parameters: an IN of a list is an expanding parameter, re-rendered every run."""
+    return or_(*(jobs.c.status == literal(status.value) for status in sorted(statuses)))
+
+
 @cache
 def transition(t: Transition, guards: tuple[str, ...], columns: tuple[str, ...]):
     """UPDATE … WHERE id AND status IN sources [AND attempt] [AND guards] SET status, seq+1, … RETURNING *."""
-    conditions = [jobs.c.id == bindparam("job_id"), jobs.c.status.in_([s.value for s in t.sources])]
+    conditions = [jobs.c.id == bindparam("job_id"), status_in(t.sources)]
     if t.fenced:
         conditions.append(jobs.c.attempt == bindparam("guard_attempt"))
     conditions.extend(GUARDS[name] for name in guards)
@@ -87,7 +92,7 @@ JOB_FOR_USER = (
 #: counts a user's active jobs, but never past `limit`: admission only asks "fewer than the limit?"
 ACTIVE_FOR_USER = select(func.count()).select_from(
     select(jobs.c.id)
-    .where(jobs.c.user_id == bindparam("user_id"), jobs.c.status.in_([s.value for s in ACTIVE]))
+    .where(jobs.c.user_id == bindparam("user_id"), status_in(ACTIVE))
     .limit(bindparam("limit"))
     .subquery()
 )
