@@ -3,23 +3,29 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install web bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-install: $(PY)
+install: $(PY) web
 	$(PY) -m pip install --quiet -e '.[test]'
+
+# The browser UI: web/ bundled into src/exportd/web_dist (served at /; not committed).
+web:
+	npm ci --prefix web --no-audit --no-fund --loglevel=error
+	npm run build --prefix web
 
 demo: install
 	$(VENV)/bin/exportd serve --demo
 
 test: install
+	npm test --prefix web
 	$(PY) -m pytest
 
 bench: install
 	$(PY) bench/run_all.py
 
 clean:
-	rm -rf $(VENV) exportd-data .pytest_cache
+	rm -rf $(VENV) exportd-data .pytest_cache web/node_modules src/exportd/web_dist

@@ -6,29 +6,27 @@ from contextlib import asynccontextmanager
 
 import socketio
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import HTMLResponse
 
 from exportd import __version__
 from exportd.api import errors
 from exportd.api.limits import BodyLimit
-from exportd.api.routes import auth, exports, projects, system
+from exportd.api.routes import auth, exports, projects, system, testing
+from exportd.api.web import mount_ui
 from exportd.config import Settings
 from exportd.engine.hooks import EngineHooks
+from exportd.holds import Holds
 from exportd.runtime import Runtime
 
-_LANDING = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>exportd</title></head>
-<body><h1>exportd</h1><p>The export service is running.</p>
-<ul><li><a href="/docs">HTTP API (OpenAPI)</a></li><li><a href="/api/export/events/schema">Event schema</a></li>
-<li><a href="/api/export/formats">Formats</a></li></ul></body></html>"""
 
-
-def create_fastapi(runtime: Runtime) -> FastAPI:
+def create_fastapi(runtime: Runtime, holds: Holds | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await runtime.start()
         try:
             yield
         finally:
+            if holds is not None:
+                holds.release_all()  # no pipeline thread may outlive the server waiting on a hold
             await runtime.stop()
 
     app = FastAPI(title="exportd", version=__version__, lifespan=lifespan,
@@ -38,19 +36,25 @@ def create_fastapi(runtime: Runtime) -> FastAPI:
     api = APIRouter(prefix="/api")
     for module in (auth, projects, exports, system):
         api.include_router(module.router)
+    if holds is not None:
+        app.state.holds = holds
+        api.include_router(testing.router)
     app.include_router(api)
-
-    @app.get("/", include_in_schema=False)
-    async def landing() -> HTMLResponse:
-        return HTMLResponse(_LANDING)
-
+    mount_ui(app)  # last: it answers every path the API does not
     return app
 
 
 def create_app(settings: Settings, *, hooks: EngineHooks | None = None, client_manager=None) -> socketio.ASGIApp:
-    """The whole service as one ASGI app. Nothing connects until the lifespan starts."""
+    """The whole service as one ASGI app. Nothing connects until the lifespan starts.
+
+    With ``settings.test_holds`` (and no `hooks` given), jobs can be held from
+    another process through ``/api/testing/holds`` (see ``exportd.holds``).
+    """
+    holds = Holds() if settings.test_holds and hooks is None else None
+    if holds is not None:
+        hooks = holds.engine_hooks()
     runtime = Runtime(settings, hooks=hooks, client_manager=client_manager)
-    fastapi_app = create_fastapi(runtime)
+    fastapi_app = create_fastapi(runtime, holds)
     limited = BodyLimit(fastapi_app, json_limit=runtime.settings.max_json_body_bytes,
                         upload_limit=runtime.settings.max_upload_bytes)
     asgi = socketio.ASGIApp(runtime.sio, other_asgi_app=limited, socketio_path="socket.io")

@@ -140,7 +140,7 @@ class TooManyActiveExports(ExportdError):
     code = "RATE_LIMIT_EXCEEDED"
 
     def __init__(self, message: str | None = None, *, retry_after: int = 5, **details: Any) -> None:
-        super().__init__(message, retry_after=retry_after, **details)
+        super().__init__(message, retryAfter=retry_after, **details)  # body fields are camelCase
         self.retry_after = retry_after
 
 

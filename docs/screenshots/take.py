@@ -1,0 +1,150 @@
+"""Regenerate the browser UI screenshots in docs/screenshots/ (embedded in docs/browser.md).
+
+Run from the repository root, once the UI is built (``make install``):
+
+    .venv/bin/python docs/screenshots/take.py
+
+It starts a real ``exportd serve`` on a free port with a throwaway data folder and
+test holds enabled, creates a user with a project of six synthetic images, and
+drives Debian's Chromium (/usr/bin/chromium) through Playwright: sign in, the
+export dialog, an export held mid-way, that export cancelled, and a second export
+completed next to the cancelled one in the history.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+from playwright.sync_api import expect, sync_playwright
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # for tests.browser.support
+
+from tests.browser.support import CHROMIUM, CHROMIUM_ARGS, PASSWORD, Server, wait_for  # noqa: E402
+
+OUT = Path(__file__).resolve().parent
+TIMEOUT_MS = 30_000
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def ready(server: Server) -> bool:
+    try:
+        return server.http.get("/api/readyz").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def start_server(tmp: Path) -> Server:
+    port = free_port()
+    env = {**os.environ, "EXPORTD_TEST_HOLDS": "true", "EXPORTD_PASSWORD_HASH_FAST": "true",
+           "EXPORTD_SECRET_KEY": "docs-screenshots-secret-key-0123456789abcdef",
+           "EXPORTD_EXPORT_PROCESSES": "0", "EXPORTD_PROGRESS_INTERVAL_SECONDS": "0.05"}
+    log = tmp / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-c", "from exportd.cli import main; main()", "serve",
+                                    "--port", str(port), "--data-dir", str(tmp / "data")],
+                                   env=env, stdout=out, stderr=subprocess.STDOUT)
+    server = Server(f"http://127.0.0.1:{port}", process, log)
+    wait_for(lambda: ready(server) or process.poll() is not None, 30, message="exportd serve to start")
+    if process.poll() is not None:
+        raise RuntimeError(f"exportd serve exited:\n{log.read_text()}")
+    return server
+
+
+def stop_server(server: Server) -> None:
+    if server.process.poll() is None:
+        server.release_all()  # no pipeline thread left waiting on a hold
+        server.process.terminate()
+        try:
+            server.process.wait(15)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+    server.http.close()
+
+
+def shoot(page, name: str, full_page: bool = False) -> None:
+    page.screenshot(path=str(OUT / name), full_page=full_page)
+    print(f"wrote docs/screenshots/{name}")
+
+
+def take(server: Server, page) -> None:
+    account = server.account(images=6)
+    by = page.get_by_test_id
+
+    page.goto(server.url)
+    expect(by("login-email")).to_be_visible(timeout=TIMEOUT_MS)
+    by("login-email").fill(account.email)
+    by("login-password").fill(PASSWORD)
+    shoot(page, "01-sign-in.png")
+
+    by("login-submit").click()
+    by(f"project-{account.project_id}").click()
+    expect(by("export-open")).to_be_visible(timeout=TIMEOUT_MS)
+    by("export-open").click()
+    expect(by("export-start")).to_be_visible(timeout=TIMEOUT_MS)
+    shoot(page, "02-export-dialog.png")
+
+    # The first export stops after its third image, while the page shows its progress.
+    server.hold("item", after_items=3)
+    by("export-start").click()
+    first = server.the_job(account)["id"]
+    server.held(first, "item")
+    expect(by("export-status")).to_contain_text("processing", timeout=TIMEOUT_MS)
+    expect(by("export-message")).to_contain_text("left", timeout=TIMEOUT_MS)  # stage, message and ETA
+    shoot(page, "03-progress.png")
+
+    by("export-cancel").click()
+    expect(by("export-status")).to_contain_text("cancelled", timeout=TIMEOUT_MS)
+    server.release_all()  # let the held pipeline see the cancel; later jobs are not held
+    assert server.settled(account, first)["status"] == "cancelled"
+    expect(by(f"history-row-{first}")).to_have_attribute("data-status", "cancelled", timeout=TIMEOUT_MS)
+    shoot(page, "04-cancelled.png")
+
+    # Only one active export per user: the second starts now that the first is over.
+    by("export-open").click()
+    by("export-start").click()
+    second = wait_for(lambda: next((job["id"] for job in server.jobs(account) if job["id"] != first), None),
+                      message="the second export to start")
+    assert server.settled(account, second)["status"] == "completed"
+    expect(by("export-status")).to_contain_text("completed", timeout=TIMEOUT_MS)
+    page.wait_for_function("id => window.__exportd.state.jobs[id]?.download === 'done'", arg=second,
+                           timeout=TIMEOUT_MS)
+    expect(by(f"history-row-{second}")).to_have_attribute("data-status", "completed", timeout=TIMEOUT_MS)
+    expect(by(f"history-row-{first}")).to_have_attribute("data-status", "cancelled", timeout=TIMEOUT_MS)
+    shoot(page, "05-completed-and-history.png", full_page=True)
+
+
+def main() -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="exportd-screenshots-"))
+    server = None
+    try:
+        server = start_server(tmp)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                context = browser.new_context(viewport={"width": 1200, "height": 820}, accept_downloads=True)
+                take(server, context.new_page())
+                context.close()
+            finally:
+                browser.close()
+    finally:
+        if server is not None:
+            stop_server(server)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

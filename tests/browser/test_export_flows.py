@@ -1,0 +1,236 @@
+"""The browser UI against a real `exportd serve`, in headless Chromium.
+
+Every "no download" below is checked against Playwright's own download events,
+the ground truth, after the UI has settled the job (its terminal follow-up is
+decided) and after the UI's auto-download delay has passed once more.
+"""
+
+from __future__ import annotations
+
+import zipfile
+
+from playwright.sync_api import Page, Route, expect
+
+from tests.browser.support import Account, Downloads, Server, is_valid_zip
+
+TIMEOUT_MS = 30_000
+
+
+def sign_in(page: Page, server: Server, account: Account) -> None:
+    """Open the UI and the account's project, signing in unless the context's cookie already does."""
+    page.goto(server.url)
+    form, project = page.get_by_test_id("login-email"), page.get_by_test_id(f"project-{account.project_id}")
+    expect(form.or_(project).first).to_be_visible(timeout=TIMEOUT_MS)
+    if form.is_visible():
+        form.fill(account.email)
+        page.get_by_test_id("login-password").fill("correct horse")
+        page.get_by_test_id("login-submit").click()
+    project.click()
+    expect(page.get_by_test_id("export-open")).to_be_visible(timeout=TIMEOUT_MS)
+
+
+def open_second_tab(page: Page, server: Server, account: Account) -> None:
+    """Another tab of the same browser: the shared cookie signs it in, the address opens the project."""
+    page.goto(f"{server.url}/#/projects/{account.project_id}")
+    expect(page.get_by_test_id("export-open")).to_be_visible(timeout=TIMEOUT_MS)
+
+
+def start_export(page: Page) -> None:
+    page.get_by_test_id("export-open").click()
+    page.get_by_test_id("export-start").click()
+
+
+def ui_job(page: Page, job_id: str) -> dict | None:
+    return page.evaluate("id => window.__exportd.state.jobs[id] || null", job_id)
+
+
+def settled_in_ui(page: Page, job_id: str, status: str) -> dict:
+    """Wait until the page shows `status` as final for the job and has decided what follows it."""
+    expect(page.get_by_test_id("export-status")).to_contain_text(status, timeout=TIMEOUT_MS)
+    page.wait_for_function("""([id, status]) => {
+        const job = window.__exportd.state.jobs[id];
+        return job && job.terminal && job.status === status && job.settled
+            && job.download !== 'scheduled' && job.download !== 'running';
+    }""", arg=[job_id, status], timeout=TIMEOUT_MS)
+    return ui_job(page, job_id)
+
+
+def past_auto_download_delay(page: Page) -> None:
+    """Give a wrongly scheduled auto-download the time to happen: the UI's delay, twice over."""
+    delay = page.evaluate("window.__exportd.config.autoDownloadDelayMs")
+    page.wait_for_timeout(2 * delay + 500)
+
+
+def wait_for_downloads(page: Page, downloads: Downloads, count: int) -> None:
+    for _ in range(TIMEOUT_MS // 100):
+        if len(downloads) >= count:
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(f"expected {count} download(s), saw {len(downloads)}")
+
+
+def test_a_completed_export_is_downloaded_once_and_is_a_valid_zip(server, context, downloads):
+    account = server.account()
+    page = context.new_page()
+    sign_in(page, server, account)
+    start_export(page)
+    job = server.the_job(account)
+
+    assert server.settled(account, job["id"])["status"] == "completed"
+    wait_for_downloads(page, downloads, 1)
+    settled_in_ui(page, job["id"], "completed")
+    expect(page.get_by_test_id("export-progress")).to_have_attribute("aria-valuenow", "100")
+
+    page.reload()  # a job already downloaded is never downloaded again after a reload
+    expect(page.get_by_test_id(f"history-row-{job['id']}")).to_be_visible(timeout=TIMEOUT_MS)
+    past_auto_download_delay(page)
+    assert len(downloads) == 1
+    path = downloads.saved(0)
+    assert is_valid_zip(path)
+    assert downloads.started[0].suggested_filename == server.status(account, job["id"])["fileName"]
+
+
+def test_cancel_in_the_last_moments_before_completion_downloads_nothing(server, context, downloads):
+    account = server.account()
+    server.hold("before_complete")  # the ZIP is written; the completing transition waits
+    page = context.new_page()
+    sign_in(page, server, account)
+    start_export(page)
+    job_id = server.the_job(account)["id"]
+    server.held(job_id, "before_complete")
+
+    page.get_by_test_id("export-cancel").click()
+    expect(page.get_by_test_id("export-status")).to_contain_text("cancelled", timeout=TIMEOUT_MS)
+    server.release(job_id, "before_complete")  # the worker now tries to complete, and loses
+
+    settled_in_ui(page, job_id, "cancelled")
+    past_auto_download_delay(page)
+    assert len(downloads) == 0
+    job = server.status(account, job_id)
+    assert job["status"] == "cancelled" and job["reason"] == "user_cancelled"
+    types = [event["type"] for event in server.events(account, job_id)]
+    assert "export:completed" not in types and types[-1] == "export:cancelled"
+    download = server.http.get(f"/api/projects/{account.project_id}/export/{job_id}/download",
+                               headers={"Authorization": f"Bearer {account.token}"})
+    assert download.status_code == 410
+
+
+def test_completion_winning_the_race_is_not_auto_downloaded_but_offered(server, context, downloads):
+    account = server.account()
+    server.hold("before_complete")
+    page = context.new_page()
+    sign_in(page, server, account)
+    start_export(page)
+    job_id = server.the_job(account)["id"]
+    server.held(job_id, "before_complete")
+
+    held_cancels: list[Route] = []
+    page.route("**/export/*/cancel", lambda route: held_cancels.append(route))
+    page.get_by_test_id("export-cancel").click()
+    page.wait_for_function("id => window.__exportd.state.jobs[id]?.cancelRequested", arg=job_id)
+    for _ in range(TIMEOUT_MS // 50):  # the cancel request left the page and is held on its way
+        if held_cancels:
+            break
+        page.wait_for_timeout(50)
+    assert held_cancels, "the cancel request never left the page"
+
+    server.release(job_id, "before_complete")  # completion commits first ...
+    assert server.settled(account, job_id)["status"] == "completed"
+    held_cancels[0].continue_()  # ... then the cancel reaches the server: 409
+
+    expect(page.get_by_test_id("export-notice")).to_contain_text("finished before it could be cancelled",
+                                                                 timeout=TIMEOUT_MS)
+    settled_in_ui(page, job_id, "completed")
+    past_auto_download_delay(page)
+    assert len(downloads) == 0, "a job the user asked to cancel was auto-downloaded"
+
+    page.get_by_test_id("export-download").click()  # the manual download it offers
+    wait_for_downloads(page, downloads, 1)
+    assert is_valid_zip(downloads.saved(0))
+
+
+def test_a_reload_mid_export_resumes_and_downloads_once(server, context, downloads):
+    account = server.account(images=4)
+    server.hold("item", after_items=2)
+    page = context.new_page()
+    sign_in(page, server, account)
+    start_export(page)
+    job_id = server.the_job(account)["id"]
+    server.held(job_id, "item")
+
+    page.reload()
+    expect(page.get_by_test_id("export-status")).to_contain_text("processing", timeout=TIMEOUT_MS)
+    server.release(job_id, "item")
+
+    wait_for_downloads(page, downloads, 1)
+    settled_in_ui(page, job_id, "completed")
+    expect(page.get_by_test_id("export-progress")).to_have_attribute("aria-valuenow", "100")
+    past_auto_download_delay(page)
+    assert len(downloads) == 1
+    assert is_valid_zip(downloads.saved(0))
+
+
+def test_an_offline_page_catches_up_when_back(server, context, downloads):
+    account = server.account(images=4)
+    server.hold("item", after_items=2)
+    page = context.new_page()
+    sign_in(page, server, account)
+    start_export(page)
+    job_id = server.the_job(account)["id"]
+    server.held(job_id, "item")
+    expect(page.get_by_test_id("export-status")).to_contain_text("processing", timeout=TIMEOUT_MS)
+
+    context.set_offline(True)
+    server.release(job_id, "item")
+    assert server.settled(account, job_id)["status"] == "completed"  # finished while the page was away
+    context.set_offline(False)
+
+    wait_for_downloads(page, downloads, 1)
+    job = settled_in_ui(page, job_id, "completed")
+    assert job["seq"] == server.status(account, job_id)["seq"]  # every missed event applied
+    past_auto_download_delay(page)
+    assert len(downloads) == 1
+    assert is_valid_zip(downloads.saved(0))
+
+
+def test_a_cancel_in_one_tab_shows_in_the_other(server, context, downloads):
+    account = server.account(images=4)
+    server.hold("item", after_items=2)
+    first, second = context.new_page(), context.new_page()
+    sign_in(first, server, account)
+    start_export(first)
+    job_id = server.the_job(account)["id"]
+    server.held(job_id, "item")
+    open_second_tab(second, server, account)
+    expect(second.get_by_test_id("export-status")).to_contain_text("processing", timeout=TIMEOUT_MS)
+
+    second.get_by_test_id("export-cancel").click()
+    expect(first.get_by_test_id("export-status")).to_contain_text("cancelled", timeout=TIMEOUT_MS)
+    server.release(job_id, "item")
+
+    settled_in_ui(first, job_id, "cancelled")
+    settled_in_ui(second, job_id, "cancelled")
+    past_auto_download_delay(first)
+    assert len(downloads) == 0
+    assert server.status(account, job_id)["status"] == "cancelled"
+
+
+def test_two_tabs_download_a_completed_export_once(server, context, downloads):
+    account = server.account(images=4)
+    server.hold("before_complete")
+    first, second = context.new_page(), context.new_page()
+    sign_in(first, server, account)
+    start_export(first)
+    job_id = server.the_job(account)["id"]
+    server.held(job_id, "before_complete")
+    open_second_tab(second, server, account)
+    expect(second.get_by_test_id("export-status")).to_contain_text("processing", timeout=TIMEOUT_MS)
+
+    server.release(job_id, "before_complete")
+    wait_for_downloads(first, downloads, 1)
+    settled_in_ui(first, job_id, "completed")
+    settled_in_ui(second, job_id, "completed")
+    past_auto_download_delay(second)
+    assert len(downloads) == 1
+    with zipfile.ZipFile(downloads.saved(0)) as archive:
+        assert archive.testzip() is None

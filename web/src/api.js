@@ -1,0 +1,87 @@
+// The HTTP API (DESIGN §3), same origin, authenticated by the httpOnly cookie.
+// Every failure is an ApiError carrying the status and the server's
+// `{success: false, error, code}` body; a network failure has status 0.
+
+export class ApiError extends Error {
+  /**
+   * @param {number} status
+   * @param {any} body
+   * @param {Headers|null} headers
+   */
+  constructor(status, body, headers = null) {
+    const message = body && typeof body.error === "string" ? body.error
+      : status === 0 ? "The server cannot be reached." : `The request failed (HTTP ${status}).`;
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = body?.code ?? (status === 0 ? "NETWORK_ERROR" : "HTTP_ERROR");
+    this.body = body;
+    const header = headers?.get?.("Retry-After");
+    this.retryAfter = header != null && header !== "" ? Number(header) : (body?.retryAfter ?? null);
+  }
+}
+
+const p = (id) => encodeURIComponent(id);
+
+/**
+ * @param {{fetch?: typeof fetch, base?: string, onUnauthorized?: (error: ApiError) => void}} [options]
+ */
+export function createApi({ fetch: fetchImpl = globalThis.fetch.bind(globalThis), base = "/api", onUnauthorized } = {}) {
+  /**
+   * @param {string} method
+   * @param {string} path
+   * @param {{body?: any, headers?: Record<string,string>, quiet401?: boolean}} [init]
+   */
+  async function call(method, path, { body, headers = {}, quiet401 = false } = {}) {
+    let response;
+    try {
+      response = await fetchImpl(base + path, {
+        method,
+        credentials: "same-origin",
+        cache: "no-store",
+        headers: { Accept: "application/json", ...(body !== undefined ? { "Content-Type": "application/json" } : {}), ...headers },
+        body: body !== undefined ? JSON.stringify(body) : undefined,
+      });
+    } catch {
+      throw new ApiError(0, null);
+    }
+    let data = null;
+    if (response.status !== 204) {
+      const text = await response.text().catch(() => "");
+      if (text) {
+        try {
+          data = JSON.parse(text);
+        } catch {
+          data = null;
+        }
+      }
+    }
+    if (!response.ok) {
+      const error = new ApiError(response.status, data, response.headers);
+      if (response.status === 401 && !quiet401) onUnauthorized?.(error);
+      throw error;
+    }
+    return data;
+  }
+
+  const job = (projectId, jobId) => `/projects/${p(projectId)}/export/${p(jobId)}`;
+
+  return {
+    me: () => call("GET", "/auth/me", { quiet401: true }),
+    login: (email, password) => call("POST", "/auth/login", { body: { email, password }, quiet401: true }),
+    logout: () => call("POST", "/auth/logout", { quiet401: true }),
+    projects: () => call("GET", "/projects"),
+    project: (projectId) => call("GET", `/projects/${p(projectId)}`),
+    formats: () => call("GET", "/export/formats"),
+    startExport: (projectId, options, idempotencyKey) => call("POST", `/projects/${p(projectId)}/export`, {
+      body: { options },
+      headers: idempotencyKey ? { "Idempotency-Key": idempotencyKey } : {},
+    }),
+    status: (projectId, jobId) => call("GET", `${job(projectId, jobId)}/status`),
+    events: (projectId, jobId, after) => call("GET", `${job(projectId, jobId)}/events?after=${Math.max(0, after | 0)}`),
+    cancel: (projectId, jobId) => call("POST", `${job(projectId, jobId)}/cancel`),
+    downloadToken: (projectId, jobId) => call("POST", `${job(projectId, jobId)}/download-token`),
+    discard: (projectId, jobId) => call("DELETE", job(projectId, jobId)),
+    history: (projectId, limit = 20) => call("GET", `/projects/${p(projectId)}/export/history?limit=${limit}`),
+  };
+}

@@ -1,0 +1,512 @@
+// The browser app: wires the pure state (state.js) to its effects (HTTP,
+// Socket.IO, localStorage, locks, timers) and to the DOM (ui.js).
+
+import { ApiError, createApi } from "./api.js";
+import { Downloader } from "./downloader.js";
+import { ANNOTATION_FORMATS, METRICS_FORMATS } from "./options.js";
+import * as persist from "./persist.js";
+import { connectSocket } from "./socket.js";
+import { createState, currentJob, jobsToPoll, persistable, reduce } from "./state.js";
+import { createUi } from "./ui.js";
+
+export const CONFIG = {
+  pollDisconnectedMs: 2000, //  the socket is down: poll every job's status
+  pollConnectedMs: 5000, //     the socket is up: still reconcile
+  autoDownloadDelayMs: 1000, // between `completed` and the auto-download (the user may still cancel)
+};
+
+const storage = safeStorage();
+const tabId = randomId();
+const api = createApi({ onUnauthorized: () => sessionExpired() });
+
+/** Everything this tab holds in memory. */
+const app = {
+  state: createState(),
+  user: /** @type {{id: string, email: string} | null} */ (null),
+  projects: /** @type {any[]} */ ([]),
+  projectId: /** @type {string | null} */ (null),
+  project: /** @type {any} */ (null),
+  history: /** @type {any[] | null} */ (null),
+  formats: { annotations: ANNOTATION_FORMATS.map((name) => ({ name, title: name })), metrics: METRICS_FORMATS.map((name) => ({ name, title: name })) },
+  notice: /** @type {string} */ (""),
+  connected: false,
+  socket: /** @type {ReturnType<typeof connectSocket> | null} */ (null),
+  pollTimer: /** @type {any} */ (null),
+  persistedIds: new Set(),
+  downloads: /** @type {{jobId: string, kind: string, at: number}[]} */ ([]),
+  starting: false,
+};
+
+const downloader = new Downloader({
+  getState: () => app.state,
+  dispatch: (action) => dispatch(action),
+  api,
+  storage,
+  locks: typeof navigator !== "undefined" ? navigator.locks : null,
+  trigger: (url, fileName) => ui.triggerDownload(url, fileName),
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  now: () => Date.now(),
+  delayMs: CONFIG.autoDownloadDelayMs,
+  tabId,
+  onDownload: (jobId, kind) => app.downloads.push({ jobId, kind, at: Date.now() }),
+});
+
+const ui = createUi({
+  login: (email, password) => login(email, password),
+  logout: () => logout(),
+  selectProject: (projectId) => selectProject(projectId),
+  openExport: () => openExport(),
+  startExport: (options, key) => startExport(options, key),
+  cancel: (jobId) => {
+    app.notice = ""; // the job's own notice (e.g. "finished before it could be cancelled") must show
+    dispatch({ type: "cancelClicked", jobId });
+  },
+  newKey: () => randomId(),
+  download: (projectId, jobId, fileName) => manualDownload(projectId, jobId, fileName),
+  discard: (projectId, jobId) => discard(projectId, jobId),
+  dismiss: (jobId) => dispatch({ type: "dismissed", jobId }),
+  refreshHistory: () => refreshHistory(),
+});
+
+// -- the one place state changes -------------------------------------------------
+
+const queue = [];
+let dispatching = false;
+
+/** Apply an action, then run its effects; actions raised by effects queue up. */
+function dispatch(action) {
+  queue.push(action);
+  if (dispatching) return;
+  dispatching = true;
+  try {
+    while (queue.length) {
+      const next = queue.shift();
+      const { state, effects } = reduce(app.state, { ...next, now: Date.now() });
+      app.state = state;
+      for (const effect of effects) runEffect(effect);
+    }
+  } finally {
+    dispatching = false;
+  }
+  render();
+}
+
+function runEffect(effect) {
+  switch (effect.type) {
+    case "persist":
+      savePersisted();
+      break;
+    case "sync":
+      void syncJob(effect.jobId, effect.projectId, effect.afterSeq);
+      break;
+    case "reconcile":
+      void pollJob(effect.jobId, effect.projectId);
+      break;
+    case "cancel":
+      void sendCancel(effect.jobId, effect.projectId);
+      break;
+    case "shareCancel":
+      persist.markCancel(storage, effect.jobId, Date.now());
+      break;
+    case "autoDownload":
+      void downloader.schedule(effect.jobId, effect.projectId);
+      break;
+    case "historyChanged":
+      if (effect.projectId === app.projectId) scheduleHistoryRefresh();
+      break;
+    default:
+      console.warn("unknown effect", effect);
+  }
+}
+
+function savePersisted() {
+  if (!app.user) return;
+  const entries = persistable(app.state);
+  const known = new Set([...app.persistedIds, ...Object.keys(app.state.jobs)]);
+  persist.saveJobs(storage, app.user.id, entries, known);
+  app.persistedIds = new Set(entries.map((entry) => entry.jobId));
+}
+
+// -- effects -------------------------------------------------------------------------
+
+async function syncJob(jobId, projectId, afterSeq) {
+  try {
+    const body = await api.events(projectId, jobId, afterSeq);
+    dispatch({ type: "eventsFetched", jobId, events: body?.events ?? [] });
+  } catch (error) {
+    dispatch({ type: "syncFailed", jobId });
+    if (error instanceof ApiError && error.status === 404) dispatch({ type: "jobLost", jobId });
+  }
+}
+
+async function pollJob(jobId, projectId) {
+  try {
+    const job = await api.status(projectId, jobId);
+    dispatch({ type: "snapshot", job });
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) dispatch({ type: "jobLost", jobId });
+  }
+}
+
+async function sendCancel(jobId, projectId) {
+  try {
+    const body = await api.cancel(projectId, jobId);
+    dispatch({ type: "cancelSucceeded", jobId, job: body?.job });
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 409 && error.body?.job) {
+      dispatch({ type: "cancelConflict", jobId, job: error.body.job });
+    } else if (error instanceof ApiError && error.status === 404) {
+      dispatch({ type: "cancelFailed", jobId, error: "the export was not found" });
+      dispatch({ type: "jobLost", jobId });
+    } else {
+      dispatch({ type: "cancelFailed", jobId, error: error?.message });
+    }
+  }
+}
+
+async function manualDownload(projectId, jobId, fileName) {
+  app.notice = "";
+  const result = await downloader.manual(projectId, jobId, fileName);
+  if (!result.ok) {
+    const tracked = Boolean(app.state.jobs[jobId]);
+    if (result.reason === "gone") {
+      if (!tracked) app.notice = "This export is no longer available (it was cancelled, discarded or has expired).";
+      scheduleHistoryRefresh();
+    } else {
+      app.notice = result.message || "The download could not start.";
+    }
+  }
+  render();
+}
+
+async function discard(projectId, jobId) {
+  app.notice = "";
+  try {
+    await api.discard(projectId, jobId);
+  } catch (error) {
+    if (!(error instanceof ApiError && error.status === 404)) {
+      app.notice = `Could not discard the export: ${error?.message ?? "the request failed"}`;
+      render();
+      return;
+    }
+  }
+  if (app.state.jobs[jobId]) dispatch({ type: "discarded", jobId });
+  app.history = (app.history ?? []).filter((row) => row.id !== jobId);
+  render();
+  scheduleHistoryRefresh();
+}
+
+// -- polling ---------------------------------------------------------------------------
+
+function schedulePoll() {
+  clearTimeout(app.pollTimer);
+  if (!app.user) return;
+  const interval = app.connected ? CONFIG.pollConnectedMs : CONFIG.pollDisconnectedMs;
+  app.pollTimer = setTimeout(async () => {
+    await Promise.all(jobsToPoll(app.state).map((job) => pollJob(job.jobId, job.projectId)));
+    schedulePoll();
+  }, interval);
+}
+
+function onConnection(connected) {
+  const changed = connected !== app.connected;
+  app.connected = connected;
+  if (connected && changed) {
+    // Whatever was missed while the socket was down comes from the store.
+    for (const job of jobsToPoll(app.state)) void syncJob(job.jobId, job.projectId, job.seq);
+  }
+  if (changed) schedulePoll();
+  render();
+}
+
+// -- session -----------------------------------------------------------------------------
+
+async function boot() {
+  ui.bind();
+  window.addEventListener("storage", onStorage);
+  window.addEventListener("hashchange", () => {
+    const id = projectFromHash();
+    if (app.user && id && id !== app.projectId) void selectProject(id);
+  });
+  try {
+    const body = await api.me();
+    await enter(body.user);
+  } catch (error) {
+    ui.showLogin(error instanceof ApiError && error.status !== 401 && error.status !== 0 ? error.message : "");
+  }
+}
+
+async function login(email, password) {
+  try {
+    const body = await api.login(email, password);
+    await enter(body.user);
+    return "";
+  } catch (error) {
+    if (error instanceof ApiError && (error.status === 401 || error.status === 400)) {
+      return error.status === 401 ? error.message : "Enter a valid email and password.";
+    }
+    return error?.message ?? "Sign-in failed.";
+  }
+}
+
+async function enter(user) {
+  app.user = user;
+  app.state = createState();
+  persist.pruneMarks(storage, Date.now());
+  ui.showApp(user);
+  // What this browser knows: cancel intents, downloads, unfinished jobs.
+  const marks = persist.loadMarks(storage);
+  for (const jobId of marks.cancels) dispatch({ type: "cancelShared", jobId });
+  for (const jobId of marks.downloads) dispatch({ type: "downloaded", jobId });
+  const restored = persist.loadJobs(storage, user.id);
+  for (const entry of restored) dispatch({ type: "restored", entry });
+  app.persistedIds = new Set(restored.map((entry) => entry.jobId));
+
+  app.socket = connectSocket({
+    onEvent: (payload) => dispatch({ type: "event", event: payload }),
+    onConnection,
+    onRefused: () => void checkSession(),
+  });
+  schedulePoll();
+  void loadFormats();
+  await loadProjects();
+  const wanted = projectFromHash() ?? restored[0]?.projectId ?? storage.getItem(lastProjectKey());
+  if (wanted && app.projects.some((project) => project.id === wanted)) await selectProject(wanted);
+  else if (app.projects.length === 1) await selectProject(app.projects[0].id);
+  render();
+}
+
+async function logout() {
+  try {
+    await api.logout();
+  } catch {
+    /* the cookie is cleared by the server; offline, we still leave */
+  }
+  leave("");
+}
+
+function leave(message) {
+  app.socket?.close();
+  app.socket = null;
+  clearTimeout(app.pollTimer);
+  app.user = null;
+  app.projectId = null;
+  app.project = null;
+  app.history = null;
+  app.notice = "";
+  app.connected = false;
+  dispatch({ type: "forget" });
+  ui.showLogin(message); // a pending auto-download finds its job forgotten and stops
+}
+
+function sessionExpired() {
+  if (app.user) leave("Your session has ended. Please sign in again.");
+}
+
+async function checkSession() {
+  try {
+    await api.me();
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) sessionExpired();
+  }
+}
+
+function onStorage(event) {
+  if (!app.user || event.storageArea !== storage) return;
+  const parsed = persist.parseKey(event.key);
+  if (!parsed || event.newValue == null) return;
+  if (parsed.kind === "cancel") dispatch({ type: "cancelShared", jobId: parsed.jobId });
+  else if (parsed.kind === "downloaded") dispatch({ type: "downloaded", jobId: parsed.jobId });
+  else if (parsed.kind === "job" && parsed.userId === app.user.id) {
+    try {
+      dispatch({ type: "restored", entry: JSON.parse(event.newValue) });
+    } catch {
+      /* not ours to fix */
+    }
+  }
+}
+
+// -- projects, exports, history --------------------------------------------------------
+
+async function loadProjects() {
+  try {
+    const body = await api.projects();
+    app.projects = body.projects ?? [];
+  } catch (error) {
+    app.projects = [];
+    app.notice = `Could not load projects: ${error.message}`;
+  }
+  render();
+}
+
+async function loadFormats() {
+  try {
+    const body = await api.formats();
+    if (Array.isArray(body?.annotations) && Array.isArray(body?.metrics)) app.formats = { annotations: body.annotations, metrics: body.metrics };
+  } catch {
+    /* the built-in list stands */
+  }
+}
+
+async function selectProject(projectId) {
+  if (app.projectId !== projectId) {
+    app.notice = "";
+    app.history = null;
+    app.project = app.projects.find((project) => project.id === projectId) ?? null;
+  }
+  app.projectId = projectId;
+  storage.setItem(lastProjectKey(), projectId);
+  if (projectFromHash() !== projectId) history.replaceState(null, "", `#/projects/${encodeURIComponent(projectId)}`);
+  render();
+  await Promise.all([loadProject(projectId), refreshHistory()]);
+}
+
+async function loadProject(projectId) {
+  try {
+    const project = await api.project(projectId);
+    if (app.projectId === projectId) app.project = project;
+  } catch (error) {
+    if (app.projectId === projectId) app.notice = `Could not load the project: ${error.message}`;
+  }
+  render();
+}
+
+let historyTimer = null;
+function scheduleHistoryRefresh() {
+  clearTimeout(historyTimer);
+  historyTimer = setTimeout(() => void refreshHistory(), 150);
+}
+
+async function refreshHistory() {
+  const projectId = app.projectId;
+  if (!projectId) return;
+  try {
+    const body = await api.history(projectId);
+    if (app.projectId !== projectId) return;
+    app.history = body.jobs ?? [];
+    // An export still running (started elsewhere, or before this browser
+    // lost its storage) is followed live, without auto-download.
+    for (const job of app.history) {
+      if ((job.status === "pending" || job.status === "processing") && !app.state.jobs[job.id]) {
+        dispatch({ type: "tracked", job, startedHere: false });
+      }
+    }
+  } catch (error) {
+    if (app.projectId === projectId && !(error instanceof ApiError && error.status === 401)) {
+      app.notice = `Could not load the export history: ${error.message}`;
+    }
+  }
+  render();
+}
+
+function openExport() {
+  if (!app.projectId) return;
+  ui.openDialog({ project: app.project, formats: app.formats, key: randomId() });
+}
+
+/**
+ * Start an export with the dialog's options. The dialog closes (`close`) once it started, and on
+ * the refusals shown on the page (429, a vanished project); otherwise it shows `error`.
+ * @returns {Promise<{close: boolean, error?: string, keepKey?: boolean}>}
+ */
+async function startExport(options, idempotencyKey) {
+  const projectId = app.projectId;
+  if (!projectId || app.starting) return { close: false, error: "", keepKey: true };
+  app.starting = true;
+  app.notice = "";
+  try {
+    const job = await api.startExport(projectId, options, idempotencyKey);
+    dispatch({ type: "tracked", job, startedHere: true });
+    scheduleHistoryRefresh();
+    return { close: true };
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 429) {
+      const wait = Number.isFinite(error.retryAfter) && error.retryAfter > 0 ? ` Try again in ${error.retryAfter} s.` : "";
+      app.notice = `${error.message}${wait}`;
+      void refreshHistory();
+      return { close: true };
+    }
+    if (error instanceof ApiError && error.status === 404) {
+      app.notice = "This project is no longer available.";
+      return { close: true };
+    }
+    const network = error instanceof ApiError && error.status === 0;
+    return { close: false, error: error?.message ?? "The export could not start.", keepKey: network };
+  } finally {
+    app.starting = false;
+    render();
+  }
+}
+
+// -- rendering ----------------------------------------------------------------------------
+
+function render() {
+  if (!app.user) return;
+  const job = app.projectId ? currentJob(app.state, app.projectId) : null;
+  ui.render({
+    user: app.user,
+    connected: app.connected,
+    projects: app.projects,
+    projectId: app.projectId,
+    project: app.project,
+    job,
+    history: app.history,
+    state: app.state,
+    notice: app.notice,
+    starting: app.starting,
+  });
+}
+
+// -- helpers --------------------------------------------------------------------------------
+
+function projectFromHash() {
+  const match = /^#\/projects\/([^/]+)$/.exec(location.hash);
+  return match ? decodeURIComponent(match[1]) : null;
+}
+
+function lastProjectKey() {
+  return `${persist.PREFIX}lastProject:${app.user?.id ?? ""}`;
+}
+
+function randomId() {
+  if (globalThis.crypto?.randomUUID) return globalThis.crypto.randomUUID();
+  const bytes = new Uint8Array(16);
+  globalThis.crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function safeStorage() {
+  try {
+    const probe = `${persist.PREFIX}probe`;
+    window.localStorage.setItem(probe, "1");
+    window.localStorage.removeItem(probe);
+    return window.localStorage;
+  } catch {
+    return new persist.MemoryStorage();
+  }
+}
+
+// Read-only debug view for people and browser tests, plus one test hook:
+// `receive(payload)` feeds a socket event to this tab, as if the server had
+// sent it (it cannot change anything on the server).
+Object.defineProperty(window, "__exportd", {
+  value: Object.freeze({
+    get state() {
+      return JSON.parse(JSON.stringify(app.state));
+    },
+    get connected() {
+      return app.connected;
+    },
+    get downloads() {
+      return app.downloads.map((entry) => ({ ...entry }));
+    },
+    get projectId() {
+      return app.projectId;
+    },
+    config: Object.freeze({ ...CONFIG }),
+    receive: (payload) => dispatch({ type: "event", event: payload }),
+    download: (projectId, jobId) => manualDownload(projectId, jobId, null),
+  }),
+});
+
+void boot();
