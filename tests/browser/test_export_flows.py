@@ -181,6 +181,7 @@ def test_an_offline_page_catches_up_when_back(server, context, downloads):
     expect(page.get_by_test_id("export-status")).to_contain_text("processing", timeout=TIMEOUT_MS)
 
     context.set_offline(True)
+    page.wait_for_function("!window.__exportd.connected", timeout=TIMEOUT_MS)  # the socket is down too
     server.release(job_id, "item")
     assert server.settled(account, job_id)["status"] == "completed"  # finished while the page was away
     context.set_offline(False)
