@@ -25,6 +25,7 @@ test: install
 	$(PY) -m pytest
 
 bench: install
+	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) bench/run_all.py
 
 clean:

@@ -249,6 +249,7 @@ async def run(cancels: int, images: int, polygons: bool, seed: int) -> dict:
         settings = test_settings(
             Path(tmp) / "data", worker_concurrency=RUNNING, max_active_exports_per_user=100_000,
             pipeline_item_delay_seconds=0.01, progress_interval_seconds=0.25, store_check_seconds=0.5,
+            gc_freeze_on_start=True,  # as `exportd serve` runs
         )
         app = create_app(settings, hooks=EngineHooks(on_item=probe.on_item))
         url, server, task = await serve(app)

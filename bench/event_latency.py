@@ -99,7 +99,7 @@ class Exportd:
     """The real app with one job held in processing, and a client of its owner."""
 
     def __init__(self, tmp: Path) -> None:
-        self.app = create_app(test_settings(tmp / "data", lease_seconds=3600))
+        self.app = create_app(test_settings(tmp / "data", lease_seconds=3600, gc_freeze_on_start=True))
         self.runtime = self.app.runtime
         self.receiver = Receiver()
         self.committed: dict[tuple[str, int], float] = {}

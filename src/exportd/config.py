@@ -43,6 +43,7 @@ class Settings(BaseSettings):
 
     password_hash_fast: bool = False  #: cheaper argon2 parameters (tests only)
     pipeline_item_delay_seconds: float = Field(0, ge=0)  #: benchmark-only: every item takes this long
+    gc_freeze_on_start: bool = True  #: move the startup heap out of the garbage collector's scans
     test_holds: bool = False  #: tests only: /api/testing/holds lets another process hold jobs; never in production
     cors_origins: list[str] = []
 

@@ -26,6 +26,7 @@ def test_settings(data_dir, **overrides: Any) -> Settings:
         "progress_interval_seconds": 0.0,
         "store_check_seconds": 0.05,
         "janitor_interval_seconds": 3600,
+        "gc_freeze_on_start": False,  # many runtimes per process: frozen objects would never be freed
     }
     values.update(overrides)
     return Settings(**values)

@@ -48,3 +48,20 @@ def test_with_no_settings_the_store_is_sqlite_in_the_data_folder_and_the_secret_
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert first.secret_key == second.secret_key == key_file.read_text().strip()
     assert len(first.secret_key) >= 32
+
+
+async def test_a_started_runtime_moves_its_startup_heap_out_of_the_collectors_way(tmp_path):
+    import gc
+
+    from exportd.runtime import Runtime
+    from exportd.testing import test_settings
+
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    runtime = Runtime(test_settings(tmp_path / "data", gc_freeze_on_start=True))
+    await runtime.start()
+    try:
+        assert gc.get_freeze_count() > 0
+    finally:
+        await runtime.stop()
+        gc.unfreeze()
