@@ -235,3 +235,34 @@ def test_two_tabs_download_a_completed_export_once(server, context, downloads):
     assert len(downloads) == 1
     with zipfile.ZipFile(downloads.saved(0)) as archive:
         assert archive.testzip() is None
+
+
+def test_a_failing_cancel_is_reported_and_rapid_clicks_send_one_request(server, context, downloads):
+    account = server.account(images=4)
+    server.hold("item", after_items=2)
+    page = context.new_page()
+    sign_in(page, server, account)
+    start_export(page)
+    job_id = server.the_job(account)["id"]
+    server.held(job_id, "item")
+
+    page.route("**/export/*/cancel", lambda route: route.abort("connectionreset"))
+    page.get_by_test_id("export-cancel").click()
+    expect(page.get_by_test_id("export-notice")).to_contain_text("Could not cancel", timeout=TIMEOUT_MS)
+    assert server.status(account, job_id)["status"] == "processing"  # nothing reached the server
+    page.unroute("**/export/*/cancel")
+
+    sent: list[str] = []
+    page.on("request", lambda request: sent.append(request.url) if request.url.endswith("/cancel") else None)
+    # five clicks in one burst, faster than any answer can come back
+    page.get_by_test_id("export-cancel").evaluate("button => { for (let i = 0; i < 5; i++) button.click(); }")
+    expect(page.get_by_test_id("export-status")).to_contain_text("cancelled", timeout=TIMEOUT_MS)
+    server.release(job_id, "item")
+    settled_in_ui(page, job_id, "cancelled")
+    assert len(sent) == 1, sent
+    assert server.status(account, job_id)["status"] == "cancelled"
+
+    page.evaluate("([p, j]) => window.__exportd.download(p, j)", [account.project_id, job_id])
+    expect(page.get_by_test_id("export-notice")).to_contain_text("no longer available", timeout=TIMEOUT_MS)
+    past_auto_download_delay(page)
+    assert len(downloads) == 0
