@@ -114,6 +114,14 @@ def test_cancel_in_the_last_moments_before_completion_downloads_nothing(server, 
                                headers={"Authorization": f"Bearer {account.token}"})
     assert download.status_code == 410
 
+    page.reload()  # a cancelled job is not restored as an active export
+    expect(page.get_by_test_id(f"history-row-{job_id}")).to_contain_text("cancelled", timeout=TIMEOUT_MS)
+    restored = ui_job(page, job_id)
+    assert restored is None or (restored["status"] == "cancelled" and restored["terminal"])
+    expect(page.get_by_test_id("export-cancel")).to_be_hidden()
+    past_auto_download_delay(page)
+    assert len(downloads) == 0
+
 
 def test_completion_winning_the_race_is_not_auto_downloaded_but_offered(server, context, downloads):
     account = server.account()
