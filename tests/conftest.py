@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -34,6 +35,12 @@ async def eventually(predicate, timeout: float = 10.0, interval: float = 0.01, m
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {message}")
         await asyncio.sleep(interval)
+
+
+def export_files(settings, job_id: str, pattern: str = "*") -> list[Path]:
+    """Every file in any export folder of the job (one folder per attempt: ``<job>.<attempt>``)."""
+    return [path for folder in settings.exports_dir.glob(f"{job_id}.*") for path in folder.rglob(pattern)
+            if path.is_file()]
 
 
 @dataclass

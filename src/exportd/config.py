@@ -67,6 +67,15 @@ class Settings(BaseSettings):
     def exports_dir(self) -> Path:
         return self.data_dir / "exports"
 
+    def attempt_dir(self, job_id: str, attempt: int) -> Path:
+        """The scratch folder of one attempt at a job: one level under `exports_dir` (one mkdir per export)."""
+        return self.exports_dir / f"{job_id}.{attempt}"
+
+
+def job_of_folder(name: str) -> str:
+    """The job id an export folder belongs to: ``<job>.<attempt>`` (or a whole-job folder of an older layout)."""
+    return name.split(".", 1)[0]
+
 
 def _kept_secret(path: Path) -> str:
     """Read the secret kept at `path`, creating it (mode 0600) the first time."""

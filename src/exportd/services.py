@@ -288,14 +288,16 @@ class Services:
         return OpenExport(handle=handle, size=os.fstat(handle.fileno()).st_size, file_name=job.file_name)
 
     async def discard(self, user_id: str, project_id: str, job_id: str) -> None:
-        def discard(repo: Repository) -> None:
+        def discard(repo: Repository) -> str | None:
             job = _visible_job(repo, user_id, project_id, job_id)
             if job.status in ACTIVE:
                 raise errors.ExportStillActive(job=job)
             repo.mark_discarded(job_id)
+            return job.file_path
 
-        await self.store.apply(discard)
-        await asyncio.to_thread(shutil.rmtree, self.settings.exports_dir / job_id, True)
+        file_path = await self.store.apply(discard)
+        if file_path:  # the folder of the attempt that published it; the janitor takes any other
+            await asyncio.to_thread(shutil.rmtree, Path(file_path).parent, True)
 
     @staticmethod
     def formats() -> dict:

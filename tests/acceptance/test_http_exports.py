@@ -22,6 +22,7 @@ from tests.acceptance.support import (
     status,
     until_status,
 )
+from tests.conftest import export_files
 
 JOB_FIELDS = {"id", "projectId", "userId", "status", "progress", "stage", "message", "seq", "createdAt", "startedAt",
               "completedAt", "cancelledAt", "reason", "options", "projectName", "warnings", "exportSize", "fileName"}
@@ -214,7 +215,7 @@ async def test_download_answers_by_status(tmp_path):
             await app.items.reached(processing)
             # the one worker is busy, so the next job waits; a file where its folder goes makes it fail
             failing = (await start(http, project_id))["id"]
-            (app.runtime.settings.exports_dir / failing).write_bytes(b"in the way")
+            app.runtime.settings.attempt_dir(failing, 1).write_bytes(b"in the way")
             while_processing = await http.get(export_url(project_id, processing, "download"))
             processing_view = await status(http, project_id, processing)
             while_pending = await http.get(export_url(project_id, failing, "download"))
@@ -323,7 +324,7 @@ async def test_a_discarded_export_is_gone_and_leaves_the_history(tmp_path):
     assert running_job not in [job["id"] for job in history]
     assert after["status"] == "completed" and after["available"] is False and after["downloadUrl"] is None
     assert stored[-1]["type"] == "export:completed"  # the record stays readable
-    assert done["fileName"] and not (app.runtime.settings.exports_dir / running_job).exists()
+    assert done["fileName"] and export_files(app.runtime.settings, running_job) == []
 
 
 async def test_a_second_start_while_one_is_active_is_429_for_that_user_only(tmp_path):

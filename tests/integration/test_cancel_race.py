@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from pathlib import Path
 
 import pytest
 
@@ -12,7 +11,7 @@ from exportd.domain.errors import ExportGone, ExportNotCancellable
 from exportd.domain.requests import ExportRequest
 from exportd.engine.hooks import EngineHooks
 from exportd.testing import Gate
-from tests.conftest import make_world
+from tests.conftest import export_files, make_world
 
 TERMINAL = {"export:completed", "export:failed", "export:cancelled"}
 
@@ -23,10 +22,6 @@ def assert_log_is_sound(events: list[dict]) -> None:
     terminal = [e for e in events if e["type"] in TERMINAL]
     assert len(terminal) == 1, [e["type"] for e in events]
     assert events[-1] is terminal[0]
-
-
-def zips_under(folder: Path) -> list[Path]:
-    return list(folder.rglob("*.zip")) if folder.exists() else []
 
 
 @pytest.fixture
@@ -54,7 +49,7 @@ async def test_cancel_that_commits_first_wins_over_completion(gated):
     assert_log_is_sound(events)
     assert "export:completed" not in [e["type"] for e in events]
     assert "export:completed" not in [e["type"] for e in world.sink.by_job[job.id]]
-    assert zips_under(world.runtime.settings.exports_dir / job.id) == []
+    assert export_files(world.runtime.settings, job.id, "*.zip") == []
     with pytest.raises(ExportGone):
         await world.services.open_download(world.user_id, world.project_id, job.id)
 
@@ -109,7 +104,7 @@ async def test_cancel_racing_completion_200_times_leaves_exactly_one_outcome(tmp
             assert_log_is_sound(events)
             assert events[-1]["type"] == f"export:{final.status}"
             assert world.sink.by_job[job.id] == events  # emitted exactly the stored log, in order
-            zips = zips_under(world.runtime.settings.exports_dir / job.id)
+            zips = export_files(world.runtime.settings, job.id, "*.zip")
             if final.status == "cancelled":
                 assert zips == [] and final.file_path is None
             else:

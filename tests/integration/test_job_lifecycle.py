@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from exportd.domain.errors import JobNotFound
+from exportd.domain.errors import ExportGone, JobNotFound
 from exportd.domain.jobs import CancelReason
 from exportd.domain.requests import Credentials, ExportRequest
 from exportd.engine.hooks import EngineHooks
@@ -15,12 +15,8 @@ from exportd.runtime import Runtime
 from exportd.store.migrate import upgrade
 from exportd.store.repository import utcnow
 from exportd.testing import Gate, ItemGate, test_settings
-from tests.conftest import eventually, make_world
+from tests.conftest import eventually, export_files, make_world
 from tests.integration.test_cancel_race import assert_log_is_sound
-
-
-def files_of(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
 
 
 async def test_cancel_after_two_items_stops_within_one_item_and_leaves_no_file(tmp_path):
@@ -35,7 +31,7 @@ async def test_cancel_after_two_items_stops_within_one_item_and_leaves_no_file(t
 
         assert final.status == "cancelled" and final.reason == "user_cancelled"
         assert items.items[job.id] == 2  # the pipeline stopped before its third item
-        assert files_of(world.runtime.settings.exports_dir / job.id) == []
+        assert export_files(world.runtime.settings, job.id) == []
         types = [e["type"] for e in await world.stored_events(job.id)]
         assert types[-1] == "export:cancelled" and "export:completed" not in types
     finally:
@@ -146,7 +142,7 @@ async def test_a_job_past_its_time_limit_is_cancelled_with_reason_timeout(tmp_pa
 
         assert final.status == "cancelled" and final.reason == CancelReason.TIMEOUT
         assert final.cancelled_by is None and final.previous_status == "processing"
-        assert files_of(world.runtime.settings.exports_dir / job.id) == []
+        assert export_files(world.runtime.settings, job.id) == []
         events = await world.stored_events(job.id)
         assert events[-1]["type"] == "export:cancelled" and events[-1]["reason"] == "timeout"
         assert_log_is_sound(events)
@@ -227,7 +223,7 @@ async def test_deleting_the_project_cancels_its_running_export_as_system_cancell
         final = await world.job(job.id)
 
         assert final.status == "cancelled" and final.reason == "system_cancelled"
-        assert files_of(world.runtime.settings.exports_dir / job.id) == []
+        assert export_files(world.runtime.settings, job.id) == []
     finally:
         await world.runtime.stop()
 
@@ -251,15 +247,16 @@ async def test_a_stale_worker_that_wakes_after_its_job_moved_on_deletes_only_its
             return current.status == "completed" and current.attempt == 2
 
         await eventually(completed_by_attempt_2, message="the reaper to hand the job to attempt 2")
-        exports = world.runtime.settings.exports_dir / job.id
-        assert any((exports / "1").glob("*.zip"))  # the stale attempt's finished ZIP
+        first, second = (world.runtime.settings.attempt_dir(job.id, attempt) for attempt in (1, 2))
+        assert any(first.glob("*.zip"))  # the stale attempt's finished ZIP
         wake_first_attempt.set()  # the stale worker wakes and tries to complete
-        await eventually(lambda: not (exports / "1").exists(), message="attempt 1 to clean up")
+        await eventually(lambda: not first.exists(), message="attempt 1 to clean up")
         await eventually(lambda: job.id not in world.runtime.engine.running, message="the workers to let go")
         final = await world.job(job.id)
 
         assert final.status == "completed" and final.attempt == 2
-        assert Path(final.file_path).parent == exports / "2" and Path(final.file_path).is_file()
+        assert Path(final.file_path).parent == second and Path(final.file_path).is_file()
+        assert export_files(world.runtime.settings, job.id) == [Path(final.file_path)]
         events = await world.stored_events(job.id)
         assert_log_is_sound(events)
         assert [e["type"] for e in events if e["type"] != "export:progress"] == [
@@ -288,7 +285,8 @@ async def test_a_graceful_shutdown_hands_running_exports_back_and_the_next_start
 
         final = await eventually(completed, message="the handed-back job to complete")
         assert final.attempt == 2
-        assert not (restarted.settings.exports_dir / job.id / "1").exists()
+        assert not restarted.settings.attempt_dir(job.id, 1).exists()
+        assert export_files(restarted.settings, job.id) == [Path(final.file_path)]
         assert_log_is_sound(await restarted.store.query(lambda repo: repo.events_after(job.id, 0)))
     finally:
         await restarted.stop()
@@ -306,5 +304,57 @@ async def test_a_long_export_that_reports_progress_keeps_its_lease(tmp_path):
         events = await world.stored_events(job.id)
         assert "export:queued" not in [e["type"] for e in events[1:]]
         assert (final.completed_at - final.started_at).total_seconds() > 0.3
+    finally:
+        await world.runtime.stop()
+
+
+async def test_retention_deletes_the_zip_and_its_folder_and_the_download_is_gone(tmp_path):
+    world = await make_world(tmp_path, retention_seconds=0.2)
+    try:
+        job, _ = await world.services.start_export(world.user_id, world.project_id, ExportRequest())
+        final = await world.settled(job.id)
+        assert final.status == "completed"
+        assert export_files(world.runtime.settings, job.id) == [Path(final.file_path)]
+
+        await eventually(world.runtime.reaper.expire_files, message="the export to expire")
+
+        assert export_files(world.runtime.settings, job.id) == []
+        assert not Path(final.file_path).parent.exists()
+        assert (await world.job(job.id)).status == "completed"  # the record stays
+        with pytest.raises(ExportGone):
+            await world.services.open_download(world.user_id, world.project_id, job.id)
+    finally:
+        await world.runtime.stop()
+
+
+async def test_the_janitor_removes_folders_no_job_needs_and_keeps_a_completed_export(tmp_path):
+    items = ItemGate(after=1)
+    world = await make_world(tmp_path, hooks=EngineHooks(on_item=items), max_active_exports_per_user=2)
+    try:
+        done, _ = await world.services.start_export(world.user_id, world.project_id, ExportRequest())
+        cancelled, _ = await world.services.start_export(world.user_id, world.project_id, ExportRequest())
+        await items.reached(done.id)
+        await items.reached(cancelled.id)
+        await world.services.cancel(world.user_id, world.project_id, cancelled.id)
+        items.release(done.id)
+        items.release(cancelled.id)
+        done, cancelled = await world.settled(done.id), await world.settled(cancelled.id)
+        assert (done.status, cancelled.status) == ("completed", "cancelled")
+        settings = world.runtime.settings
+        leftovers = [settings.attempt_dir(cancelled.id, 1), settings.attempt_dir(done.id, 7),
+                     settings.attempt_dir("no-such-job", 1), settings.exports_dir / "no-such-job-either"]
+        for folder in leftovers:  # a crashed worker's scratch, a stale attempt, unknown jobs (old layout too)
+            folder.mkdir(exist_ok=True)
+            (folder / "partial.zip").write_bytes(b"partial")
+        live_folder = Path(done.file_path).parent
+
+        removed = await world.runtime.reaper.remove_orphan_folders()
+
+        # a completed job's folders stay while its export is downloadable, a stale attempt's included
+        assert not settings.attempt_dir(cancelled.id, 1).exists()
+        assert not settings.attempt_dir("no-such-job", 1).exists()
+        assert not (settings.exports_dir / "no-such-job-either").exists()
+        assert live_folder.is_dir() and Path(done.file_path).is_file()
+        assert removed == 3
     finally:
         await world.runtime.stop()

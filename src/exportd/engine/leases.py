@@ -17,7 +17,7 @@ import shutil
 from datetime import timedelta
 from pathlib import Path
 
-from exportd.config import Settings
+from exportd.config import Settings, job_of_folder
 from exportd.domain.jobs import CancelReason
 from exportd.store.repository import utcnow
 from exportd.store.uow import Store
@@ -75,18 +75,19 @@ class Reaper:
         expired = await self.store.query(lambda repo: repo.expired_files(completed_before))
         for job in expired:
             await self.store.apply(lambda repo, job_id=job.id: repo.mark_expired(job_id))
-            await asyncio.to_thread(shutil.rmtree, self.settings.exports_dir / job.id, True)
+            if job.file_path:  # the folder of the attempt that published it; the others are orphans
+                await asyncio.to_thread(shutil.rmtree, Path(job.file_path).parent, True)
         return len(expired)
 
     async def remove_orphan_folders(self) -> int:
-        """Delete job folders no job needs: cancelled, failed, expired, discarded or unknown."""
-        folders = await asyncio.to_thread(_job_folders, self.settings.exports_dir)
-        live = await self.store.query(lambda repo: repo.live_job_ids(folders))
-        orphans = [folder for job_id, folder in folders.items() if job_id not in live]
+        """Delete export folders no job needs: of cancelled, failed, expired, discarded or unknown jobs."""
+        folders = await asyncio.to_thread(_export_folders, self.settings.exports_dir)
+        live = await self.store.query(lambda repo: repo.live_job_ids({job_of_folder(f.name) for f in folders}))
+        orphans = [folder for folder in folders if job_of_folder(folder.name) not in live]
         for folder in orphans:
             await asyncio.to_thread(shutil.rmtree, folder, True)
         return len(orphans)
 
 
-def _job_folders(root: Path) -> dict[str, Path]:
-    return {entry.name: entry for entry in root.iterdir() if entry.is_dir()} if root.is_dir() else {}
+def _export_folders(root: Path) -> list[Path]:
+    return [entry for entry in root.iterdir() if entry.is_dir()] if root.is_dir() else []

@@ -124,7 +124,7 @@ class LocalEngine:
             return  # cancelled while queued, or another worker took it
         running = RunningJob(job_id=job.id, attempt=job.attempt, project_id=job.project_id)
         self.running[job.id] = running
-        scratch = self.settings.exports_dir / job.id / str(job.attempt)
+        scratch = self.settings.attempt_dir(job.id, job.attempt)
         try:
             await self._run_claimed(job, running, scratch)
         finally:
@@ -143,7 +143,7 @@ class LocalEngine:
                                  item_delay=self.settings.pipeline_item_delay_seconds, hooks=self.hooks)
 
             def export():
-                scratch.mkdir(parents=True, exist_ok=True)
+                scratch.mkdir(exist_ok=True)  # exports_dir exists from the start
                 return build_export(snapshot, options, scratch, job_id=job.id, generated_at=datetime.now(UTC),
                                     ctx=context, pool=self._processes)
 
