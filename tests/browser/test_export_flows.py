@@ -274,3 +274,39 @@ def test_a_failing_cancel_is_reported_and_rapid_clicks_send_one_request(server, 
     expect(page.get_by_test_id("export-notice")).to_contain_text("no longer available", timeout=TIMEOUT_MS)
     past_auto_download_delay(page)
     assert len(downloads) == 0
+
+
+def test_every_dialog_option_reaches_the_job(server, context, downloads):
+    account = server.account(images=3)
+    images = server.http.get(f"/api/projects/{account.project_id}",
+                             headers={"Authorization": f"Bearer {account.token}"}).json()["images"]
+    page = context.new_page()
+    sign_in(page, server, account)
+    page.get_by_test_id("export-open").click()
+    page.get_by_test_id("option-original-images").uncheck()
+    page.get_by_test_id("option-documentation").uncheck()
+    page.get_by_test_id("option-show-numbers").uncheck()
+    page.get_by_test_id("option-color-external").fill("#123456")
+    page.get_by_test_id("option-color-internal").fill("#abcdef")
+    page.get_by_test_id("option-stroke-width").fill("5")
+    page.get_by_test_id("option-font-size").fill("20")
+    page.get_by_test_id("option-transparency").fill("0.5")
+    page.get_by_test_id("option-annotation-json").uncheck()
+    page.get_by_test_id("option-annotation-yolo").check()
+    page.get_by_test_id("option-metrics-excel").uncheck()
+    page.get_by_test_id("option-metrics-csv").check()
+    page.get_by_test_id("option-metrics-json").check()
+    page.get_by_test_id("option-images-selected").check()
+    page.get_by_test_id(f"option-image-{images[1]['id']}").check()
+    page.get_by_test_id("option-scale-enabled").check()
+    page.get_by_test_id("option-scale").fill("0.65")
+    page.get_by_test_id("export-start").click()
+
+    options = server.status(account, server.the_job(account)["id"])["options"]
+    assert options == {
+        "includeOriginalImages": False, "includeVisualizations": True, "includeDocumentation": False,
+        "visualizationOptions": {"showNumbers": False, "polygonColors": {"external": "#123456", "internal": "#abcdef"},
+                                 "strokeWidth": 5, "fontSize": 20, "transparency": 0.5},
+        "annotationFormats": ["coco", "yolo"], "metricsFormats": ["csv", "json"],
+        "selectedImageIds": [images[1]["id"]], "pixelToMicrometerScale": 0.65,
+    }
