@@ -13,15 +13,11 @@ completed next to the cancelled one in the history.
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-import httpx
 from playwright.sync_api import expect, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,48 +27,6 @@ from tests.browser.support import CHROMIUM, CHROMIUM_ARGS, PASSWORD, Server, wai
 
 OUT = Path(__file__).resolve().parent
 TIMEOUT_MS = 30_000
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def ready(server: Server) -> bool:
-    try:
-        return server.http.get("/api/readyz").status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def start_server(tmp: Path) -> Server:
-    port = free_port()
-    env = {**os.environ, "EXPORTD_TEST_HOLDS": "true", "EXPORTD_PASSWORD_HASH_FAST": "true",
-           "EXPORTD_SECRET_KEY": "docs-screenshots-secret-key-0123456789abcdef",
-           "EXPORTD_EXPORT_PROCESSES": "0", "EXPORTD_PROGRESS_INTERVAL_SECONDS": "0.05"}
-    log = tmp / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-c", "from exportd.cli import main; main()", "serve",
-                                    "--port", str(port), "--data-dir", str(tmp / "data")],
-                                   env=env, stdout=out, stderr=subprocess.STDOUT)
-    server = Server(f"http://127.0.0.1:{port}", process, log)
-    wait_for(lambda: ready(server) or process.poll() is not None, 30, message="exportd serve to start")
-    if process.poll() is not None:
-        raise RuntimeError(f"exportd serve exited:\n{log.read_text()}")
-    return server
-
-
-def stop_server(server: Server) -> None:
-    if server.process.poll() is None:
-        server.release_all()  # no pipeline thread left waiting on a hold
-        server.process.terminate()
-        try:
-            server.process.wait(15)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait()
-    server.http.close()
 
 
 def shoot(page, name: str, full_page: bool = False) -> None:
@@ -131,7 +85,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="exportd-screenshots-"))
     server = None
     try:
-        server = start_server(tmp)
+        server = Server.start(tmp)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             try:
@@ -142,7 +96,7 @@ def main() -> None:
                 browser.close()
     finally:
         if server is not None:
-            stop_server(server)
+            server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

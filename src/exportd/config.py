@@ -72,11 +72,6 @@ class Settings(BaseSettings):
         return self.exports_dir / f"{job_id}.{attempt}"
 
 
-def job_of_folder(name: str) -> str:
-    """The job id an export folder belongs to: ``<job>.<attempt>`` (or a whole-job folder of an older layout)."""
-    return name.split(".", 1)[0]
-
-
 def _kept_secret(path: Path) -> str:
     """Read the secret kept at `path`, creating it (mode 0600) the first time."""
     try:

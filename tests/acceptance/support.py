@@ -121,6 +121,16 @@ class App:
     async def stored_log(self, job_id: str) -> list[dict[str, Any]]:
         return await self.runtime.store.query(lambda repo: repo.events_after(job_id, 0))
 
+    async def completed_export(self, email: str = "ada@example.com") -> tuple[str, str, str, list[dict[str, Any]]]:
+        """A new user's export of a one-image project, run to the end: (token, project id, job id, its log)."""
+        _, token = await self.user(email)
+        project_id, _ = await self.project(token, images=1)
+        async with self.client(token) as http:
+            job_id = (await start(http, project_id))["id"]
+            await until_status(http, project_id, job_id, "completed")
+            await self.settled(job_id)
+            return token, project_id, job_id, await log(http, project_id, job_id)
+
 
 @asynccontextmanager
 async def running(tmp_path, *, items: int | None = None, hold_completion: bool = False,

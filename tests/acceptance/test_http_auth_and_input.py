@@ -10,7 +10,6 @@ from tests.acceptance.support import (
     assert_error,
     assert_log_is_sound,
     export_url,
-    log,
     running,
     start,
     status,
@@ -350,13 +349,7 @@ async def test_the_event_schema_formats_and_api_documents_are_published(served):
 
 async def test_health_readiness_and_metrics_respond(tmp_path):
     async with running(tmp_path) as app:
-        _, token = await app.user("ada@example.com")
-        project_id, _ = await app.project(token, images=1)
-        async with app.client(token) as http:
-            job_id = (await start(http, project_id))["id"]
-            await until_status(http, project_id, job_id, "completed")
-            await app.settled(job_id)
-            stored = await log(http, project_id, job_id)
+        *_, stored = await app.completed_export()
         async with app.client() as http:
             health = await http.get("/api/healthz")
             ready = await http.get("/api/readyz")

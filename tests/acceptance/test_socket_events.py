@@ -132,13 +132,7 @@ def malformed(job_id: str) -> dict[str, tuple[str, object]]:
 
 async def test_malformed_socket_messages_get_an_error_ack_and_the_connection_stays_usable(tmp_path):
     async with running(tmp_path) as app:
-        _, token = await app.user("ada@example.com")
-        project_id, _ = await app.project(token, images=1)
-        async with app.client(token) as http:
-            job_id = (await start(http, project_id))["id"]
-            await until_status(http, project_id, job_id, "completed")
-            await app.settled(job_id)
-            stored = await log(http, project_id, job_id)
+        token, project_id, job_id, stored = await app.completed_export()
         sock = await app.socket(token)
 
         acks = {}

@@ -10,17 +10,13 @@ Without /usr/bin/chromium or the built UI the tier is skipped, except under CI
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from exportd.api.web import BUNDLE
-from tests.browser.support import CHROMIUM, CHROMIUM_ARGS, Downloads, Server, wait_for
+from tests.browser.support import CHROMIUM, CHROMIUM_ARGS, Downloads, Server
 
 
 def pytest_collection_modifyitems(items):
@@ -37,12 +33,6 @@ def _missing(what: str) -> None:
     pytest.skip(what)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def chromium_path() -> Path:
     if not CHROMIUM.exists():
@@ -54,38 +44,11 @@ def chromium_path() -> Path:
 
 @pytest.fixture
 def server(tmp_path, chromium_path) -> Iterator[Server]:
-    port = _free_port()
-    log = tmp_path / "server.log"
-    env = {**os.environ, "EXPORTD_TEST_HOLDS": "true", "EXPORTD_PASSWORD_HASH_FAST": "true",
-           "EXPORTD_SECRET_KEY": "browser-tests-secret-key-0123456789abcdef",
-           "EXPORTD_WORKER_CONCURRENCY": "2", "EXPORTD_EXPORT_PROCESSES": "0",
-           "EXPORTD_MAX_ACTIVE_EXPORTS_PER_USER": "1", "EXPORTD_PROGRESS_INTERVAL_SECONDS": "0.05"}
-    with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-c", "from exportd.cli import main; main()", "serve",
-                                    "--port", str(port),
-                                    "--data-dir", str(tmp_path / "data")], env=env, stdout=out, stderr=subprocess.STDOUT)
-    instance = Server(f"http://127.0.0.1:{port}", process, log)
+    instance = Server.start(tmp_path, EXPORTD_WORKER_CONCURRENCY="2", EXPORTD_MAX_ACTIVE_EXPORTS_PER_USER="1")
     try:
-        wait_for(lambda: _ready(instance) or process.poll() is not None, 30, message="exportd serve to start")
-        if process.poll() is not None:
-            raise AssertionError(f"exportd serve exited:\n{log.read_text()}")
         yield instance
     finally:
-        instance.release_all() if process.poll() is None else None
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        instance.http.close()
-
-
-def _ready(server: Server) -> bool:
-    try:
-        return server.http.get("/api/readyz").status_code == 200
-    except httpx.TransportError:
-        return False
+        instance.stop()
 
 
 @pytest.fixture(scope="module")

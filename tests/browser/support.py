@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
+import sys
 import time
 import uuid
 import zipfile
@@ -19,6 +22,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PASSWORD = "correct horse"
 TERMINAL = {"completed", "failed", "cancelled"}
+
 
 def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05, message: str = "condition"):
     """Poll `predicate` until it returns something truthy, or fail after `timeout` seconds."""
@@ -50,6 +54,48 @@ class Server:
 
     def __post_init__(self) -> None:
         self.http = httpx.Client(base_url=self.url, timeout=30)
+
+    @classmethod
+    def start(cls, folder: Path, **settings: str) -> Server:
+        """``exportd serve`` on a free port, data and log in `folder`, test holds on; `settings`: more
+        ``EXPORTD_*`` variables. Returns once it is ready."""
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        env = {**os.environ, "EXPORTD_TEST_HOLDS": "true", "EXPORTD_PASSWORD_HASH_FAST": "true",
+               "EXPORTD_SECRET_KEY": "browser-tests-secret-key-0123456789abcdef", "EXPORTD_EXPORT_PROCESSES": "0",
+               "EXPORTD_PROGRESS_INTERVAL_SECONDS": "0.05", **settings}
+        log = folder / "server.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen([sys.executable, "-c", "from exportd.cli import main; main()", "serve",
+                                        "--port", str(port), "--data-dir", str(folder / "data")],
+                                       env=env, stdout=out, stderr=subprocess.STDOUT)
+        server = cls(f"http://127.0.0.1:{port}", process, log)
+        try:
+            wait_for(lambda: server._ready() or process.poll() is not None, 30, message="exportd serve to start")
+            if process.poll() is not None:
+                raise AssertionError(f"exportd serve exited:\n{log.read_text()}")
+        except BaseException:
+            server.stop()
+            raise
+        return server
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.release_all()  # no pipeline thread left waiting on a hold
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.http.close()
+
+    def _ready(self) -> bool:
+        try:
+            return self.http.get("/api/readyz").status_code == 200
+        except httpx.TransportError:
+            return False
 
     def account(self, images: int = 4) -> Account:
         """A new user with one project of `images` synthetic images."""

@@ -40,6 +40,17 @@ def start_export(page: Page) -> None:
     page.get_by_test_id("export-start").click()
 
 
+def held_export(server: Server, page: Page, point: str, after_items: int = 1) -> tuple[Account, str]:
+    """A new account's export, started from `page` and held by the server at `point`: (account, job id)."""
+    account = server.account()
+    server.hold(point, after_items)
+    sign_in(page, server, account)
+    start_export(page)
+    job_id = server.the_job(account)["id"]
+    server.held(job_id, point)
+    return account, job_id
+
+
 def ui_job(page: Page, job_id: str) -> dict | None:
     return page.evaluate("id => window.__exportd.state.jobs[id] || null", job_id)
 
@@ -91,13 +102,9 @@ def test_a_completed_export_is_downloaded_once_and_is_a_valid_zip(server, contex
 
 
 def test_cancel_in_the_last_moments_before_completion_downloads_nothing(server, context, downloads):
-    account = server.account()
-    server.hold("before_complete")  # the ZIP is written; the completing transition waits
     page = context.new_page()
-    sign_in(page, server, account)
-    start_export(page)
-    job_id = server.the_job(account)["id"]
-    server.held(job_id, "before_complete")
+    # the ZIP is written; the completing transition waits
+    account, job_id = held_export(server, page, "before_complete")
 
     page.get_by_test_id("export-cancel").click()
     expect(page.get_by_test_id("export-status")).to_contain_text("cancelled", timeout=TIMEOUT_MS)
@@ -124,13 +131,8 @@ def test_cancel_in_the_last_moments_before_completion_downloads_nothing(server, 
 
 
 def test_completion_winning_the_race_is_not_auto_downloaded_but_offered(server, context, downloads):
-    account = server.account()
-    server.hold("before_complete")
     page = context.new_page()
-    sign_in(page, server, account)
-    start_export(page)
-    job_id = server.the_job(account)["id"]
-    server.held(job_id, "before_complete")
+    account, job_id = held_export(server, page, "before_complete")
 
     held_cancels: list[Route] = []
     page.route("**/export/*/cancel", lambda route: held_cancels.append(route))
@@ -158,13 +160,8 @@ def test_completion_winning_the_race_is_not_auto_downloaded_but_offered(server, 
 
 
 def test_a_reload_mid_export_resumes_and_downloads_once(server, context, downloads):
-    account = server.account(images=4)
-    server.hold("item", after_items=2)
     page = context.new_page()
-    sign_in(page, server, account)
-    start_export(page)
-    job_id = server.the_job(account)["id"]
-    server.held(job_id, "item")
+    account, job_id = held_export(server, page, "item", after_items=2)
 
     page.reload()
     expect(page.get_by_test_id("export-status")).to_contain_text("processing", timeout=TIMEOUT_MS)
@@ -179,13 +176,8 @@ def test_a_reload_mid_export_resumes_and_downloads_once(server, context, downloa
 
 
 def test_an_offline_page_catches_up_when_back(server, context, downloads):
-    account = server.account(images=4)
-    server.hold("item", after_items=2)
     page = context.new_page()
-    sign_in(page, server, account)
-    start_export(page)
-    job_id = server.the_job(account)["id"]
-    server.held(job_id, "item")
+    account, job_id = held_export(server, page, "item", after_items=2)
     expect(page.get_by_test_id("export-status")).to_contain_text("processing", timeout=TIMEOUT_MS)
 
     context.set_offline(True)
@@ -203,13 +195,8 @@ def test_an_offline_page_catches_up_when_back(server, context, downloads):
 
 
 def test_a_cancel_in_one_tab_shows_in_the_other(server, context, downloads):
-    account = server.account(images=4)
-    server.hold("item", after_items=2)
     first, second = context.new_page(), context.new_page()
-    sign_in(first, server, account)
-    start_export(first)
-    job_id = server.the_job(account)["id"]
-    server.held(job_id, "item")
+    account, job_id = held_export(server, first, "item", after_items=2)
     open_second_tab(second, server, account)
     expect(second.get_by_test_id("export-status")).to_contain_text("processing", timeout=TIMEOUT_MS)
 
@@ -225,13 +212,8 @@ def test_a_cancel_in_one_tab_shows_in_the_other(server, context, downloads):
 
 
 def test_two_tabs_download_a_completed_export_once(server, context, downloads):
-    account = server.account(images=4)
-    server.hold("before_complete")
     first, second = context.new_page(), context.new_page()
-    sign_in(first, server, account)
-    start_export(first)
-    job_id = server.the_job(account)["id"]
-    server.held(job_id, "before_complete")
+    account, job_id = held_export(server, first, "before_complete")
     open_second_tab(second, server, account)
     expect(second.get_by_test_id("export-status")).to_contain_text("processing", timeout=TIMEOUT_MS)
 
@@ -246,13 +228,8 @@ def test_two_tabs_download_a_completed_export_once(server, context, downloads):
 
 
 def test_a_failing_cancel_is_reported_and_rapid_clicks_send_one_request(server, context, downloads):
-    account = server.account(images=4)
-    server.hold("item", after_items=2)
     page = context.new_page()
-    sign_in(page, server, account)
-    start_export(page)
-    job_id = server.the_job(account)["id"]
-    server.held(job_id, "item")
+    account, job_id = held_export(server, page, "item", after_items=2)
 
     page.route("**/export/*/cancel", lambda route: route.abort("connectionreset"))
     page.get_by_test_id("export-cancel").click()

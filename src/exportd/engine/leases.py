@@ -17,7 +17,7 @@ import shutil
 from datetime import timedelta
 from pathlib import Path
 
-from exportd.config import Settings, job_of_folder
+from exportd.config import Settings
 from exportd.domain.jobs import CancelReason
 from exportd.store.repository import utcnow
 from exportd.store.uow import Store
@@ -87,6 +87,11 @@ class Reaper:
         for folder in orphans:
             await asyncio.to_thread(shutil.rmtree, folder, True)
         return len(orphans)
+
+
+def job_of_folder(name: str) -> str:
+    """The job id an export folder belongs to: ``<job>.<attempt>`` (or a whole-job folder of an older layout)."""
+    return name.split(".", 1)[0]
 
 
 def _export_folders(root: Path) -> list[Path]:
