@@ -52,6 +52,7 @@ import pstats
 import re
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -63,6 +64,7 @@ from _harness import GcPauses, ThreadCpu, account, header, serve, stop, verdict
 from exportd.api.app import create_app
 from exportd.domain.jobs import EventType
 from exportd.domain.requests import ExportRequest
+from exportd.store.prepared import Prepared
 from exportd.store.tables import export_events, export_jobs
 from exportd.testing import test_settings
 
@@ -118,25 +120,40 @@ class SqlCensus:
             return await census._original(work, **kwargs)
 
         backend.run = counted
+        # the hot statements skip SQLAlchemy's execution (and its events): count them where they run
+        self._prepared_execute = original_execute = Prepared.execute
+
+        def execute(prepared, cursor, params):
+            writer = threading.current_thread().name.startswith("exportd-sqlite-writer")
+            census._count("writer" if writer else "reader", prepared.sql)
+            return original_execute(prepared, cursor, params)
+
+        Prepared.execute = execute
 
     def detach(self) -> None:
         for target, listener in self._listeners:
             event.remove(target, "before_cursor_execute", listener)
         self._listeners = []
+        if getattr(self, "_prepared_execute", None) is not None:
+            Prepared.execute = self._prepared_execute
+            self._prepared_execute = None
         if self._original is not None:
             del self._backend.run
             self._original = None
 
     def _statement(self, label: str):
         def on_execute(conn, cursor, statement, parameters, context, executemany) -> None:
-            words = statement.split()
-            verb = words[0].upper() if words else "?"
-            tables = sorted(set(_TABLES.findall(statement)))
-            extra = " count(*)" if verb == "SELECT" and "count(*)" in statement else ""
-            extra += " RETURNING" if "RETURNING" in statement else ""
-            self.statements[f"{label}: {verb}{extra} {' '.join(tables) or ' '.join(words[1:2])}"] += 1
+            self._count(label, statement)
 
         return on_execute
+
+    def _count(self, label: str, statement: str) -> None:
+        words = statement.split()
+        verb = words[0].upper() if words else "?"
+        tables = sorted(set(_TABLES.findall(statement)))
+        extra = " count(*)" if verb == "SELECT" and "count(*)" in statement else ""
+        extra += " RETURNING" if "RETURNING" in statement else ""
+        self.statements[f"{label}: {verb}{extra} {' '.join(tables) or ' '.join(words[1:2])}"] += 1
 
     def lines(self, jobs: int) -> list[str]:
         rows = [f"  store trips: {self.hops} ({self.hops / jobs:.1f} per job); "

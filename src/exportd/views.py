@@ -68,5 +68,5 @@ def cancel_view(job: Row) -> dict[str, Any]:
 def error_view(error: ExportdError) -> dict[str, Any]:
     body: dict[str, Any] = {"success": False, "error": error.message, "code": error.code}
     for key, value in error.details.items():
-        body[key] = job_view(value) if isinstance(value, Row) else value
+        body[key] = job_view(value) if key == "job" else value  # a conflict shows the job as it stands
     return body

@@ -34,6 +34,7 @@ from exportd.domain.jobs import (
     Transition,
 )
 from exportd.store import points
+from exportd.store.prepared import prepared_for
 from exportd.store import statements as sql
 from exportd.store.tables import (
     export_events,
@@ -72,6 +73,7 @@ class Repository:
         self.conn = conn
         self.public_url = public_url
         self.events: list[ev.EventRecord] = [] if events is None else events  #: published after commit
+        self._prepared = prepared_for(conn.dialect)
 
     def ping(self) -> None:
         self.conn.exec_driver_sql("SELECT 1")
@@ -106,7 +108,7 @@ class Repository:
         return (self.conn.execute(query)).one_or_none()
 
     def project_for(self, user_id: str, project_id: str) -> Row | None:
-        return self.conn.execute(sql.PROJECT_FOR_USER, {"user_id": user_id, "project_id": project_id}).one_or_none()
+        return self._run(sql.PROJECT_FOR_USER, {"user_id": user_id, "project_id": project_id}).one_or_none()
 
     def projects_for(self, user_id: str) -> Sequence[Row]:
         counts = (
@@ -216,11 +218,11 @@ class Repository:
     # -- export jobs: reads ----------------------------------------------------
 
     def job(self, job_id: str) -> Row | None:
-        return self.conn.execute(sql.JOB_BY_ID, {"job_id": job_id}).one_or_none()
+        return self._run(sql.JOB_BY_ID, {"job_id": job_id}).one_or_none()
 
     def job_for(self, user_id: str, project_id: str, job_id: str) -> Row | None:
         """The job, if `user_id` started it on `project_id` and may still see that project."""
-        return self.conn.execute(sql.JOB_FOR_USER,
+        return self._run(sql.JOB_FOR_USER,
                                  {"job_id": job_id, "project_id": project_id, "user_id": user_id}).one_or_none()
 
     def history(self, user_id: str, project_id: str, limit: int) -> Sequence[Row]:
@@ -248,7 +250,7 @@ class Repository:
 
     def count_active(self, user_id: str, *, limit: int) -> int:
         """The user's pending and processing jobs, counted up to `limit` at most."""
-        return self.conn.execute(sql.ACTIVE_FOR_USER, {"user_id": user_id, "limit": limit}).scalar_one()
+        return self._run(sql.ACTIVE_FOR_USER, {"user_id": user_id, "limit": limit}).scalar_one()
 
     def active_jobs(self, *, project_id: str | None = None, user_id: str | None = None) -> Sequence[Row]:
         query = select(export_jobs).where(export_jobs.c.status.in_([s.value for s in ACTIVE]))
@@ -312,7 +314,7 @@ class Repository:
 
     def queue_position(self, job: Row) -> int:
         """How many pending jobs were queued before this one."""
-        return self.conn.execute(sql.QUEUE_POSITION, {"created_at": job.created_at, "job_id": job.id}).scalar_one()
+        return self._run(sql.QUEUE_POSITION, {"created_at": job.created_at, "job_id": job.id}).scalar_one()
 
     # -- idempotency -----------------------------------------------------------
 
@@ -332,7 +334,7 @@ class Repository:
     def create_job(self, *, project_id: str, user_id: str, options: dict[str, Any], project_name: str) -> Row:
         """Insert a `pending` job with its `export:queued` event (seq 1)."""
         now = utcnow()
-        job = self.conn.execute(sql.INSERT_JOB, {
+        job = self._insert(sql.INSERT_JOB, {
             "id": new_id(), "project_id": project_id, "user_id": user_id, "status": JobStatus.PENDING.value,
             "seq": 1, "attempt": 0, "progress": 0.0, "options": options, "project_name": project_name,
             "created_at": now, "updated_at": now, "warnings": [],
@@ -346,7 +348,7 @@ class Repository:
         job = self._transition(CLAIM, job_id, now, started_at=now,
                                lease_expires_at=now + timedelta(seconds=lease_seconds), attempt=None)
         if job is not None:
-            estimate = self.conn.execute(sql.LAST_PROCESSING_TIME, {"project_id": job.project_id}).scalar()
+            estimate = self._run(sql.LAST_PROCESSING_TIME, {"project_id": job.project_id}).scalar()
             self._record(job, ev.Started(**self._base(job, now), started_at=iso(now),
                                          estimated_duration=estimate, attempt=job.attempt))
         return job
@@ -368,7 +370,7 @@ class Repository:
         return job
 
     def renew_lease(self, job_id: str, attempt: int, *, lease_seconds: float) -> bool:
-        result = self.conn.execute(sql.RENEW_LEASE, {
+        result = self._run(sql.RENEW_LEASE, {
             "job_id": job_id, "guard_attempt": attempt,
             "new_lease_expires_at": utcnow() + timedelta(seconds=lease_seconds)})
         return result.rowcount == 1
@@ -445,7 +447,18 @@ class Repository:
         params = {"job_id": job_id, "now": now, "guard_attempt": fence}
         params.update({f"new_{name}": value for name, value in values.items() if name not in sql.COMPUTED})
         params.update({_GUARD_PARAMS[name]: value for name, value in guards.items() if name in _GUARD_PARAMS})
-        return self.conn.execute(statement, params).one_or_none()
+        return self._run(statement, params).one_or_none()
+
+    def _run(self, statement, params: dict[str, Any]):
+        """One of the hot statements of `sql`: prepared on SQLite (see prepared.py), as usual elsewhere."""
+        if self._prepared is None:
+            return self.conn.execute(statement, params)
+        return self._prepared.execute(self.conn, statement, params)
+
+    def _insert(self, statement, params: dict[str, Any]):
+        if self._prepared is None:
+            return self.conn.execute(statement, params)
+        return self._prepared.execute(self.conn, statement, params, column_keys=tuple(params))
 
     @staticmethod
     def _base(job: Row, now: datetime) -> dict[str, Any]:
@@ -454,7 +467,7 @@ class Repository:
 
     def _record(self, job: Row, payload: ev.EventBase, extra_room: str | None = None) -> None:
         data = payload.to_json()
-        self.conn.execute(sql.INSERT_EVENT, {"job_id": job.id, "seq": job.seq, "type": payload.type,
+        self._insert(sql.INSERT_EVENT, {"job_id": job.id, "seq": job.seq, "type": payload.type,
                                              "payload": data, "created_at": utcnow()})
         rooms = (job.user_id,) if extra_room in (None, job.user_id) else (job.user_id, extra_room)
         self.events.append(ev.EventRecord(job_id=job.id, seq=job.seq, type=payload.type, payload=data, rooms=rooms))
