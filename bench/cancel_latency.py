@@ -3,9 +3,9 @@
 Setup. The real app (FastAPI + Socket.IO, uvicorn on 127.0.0.1, port 0) runs in
 this process's event loop with ``worker_concurrency=4`` and a per-user
 active-export limit high enough not to interfere. Every pipeline item takes
-10 ms (``pipeline_item_delay_seconds=0.01``, a benchmark-only setting: after
-each item the pipeline's ``ctx.item_done()`` sleeps that long, then the next
-item starts with ``raise_if_cancelled()``). The project has 400 small synthetic
+10 ms in all (``pipeline_item_delay_seconds=0.01``, a benchmark-only setting:
+after each item's own work, the pipeline's ``ctx.item_done()`` sleeps for the
+rest of the 10 ms, then the next item starts with ``raise_if_cancelled()``). The project has 400 small synthetic
 images, so one export has 400 image items, 800 annotation items (COCO and
 JSON) and a few more, about 12 s of work: no export finishes during the run.
 Four exports are kept running; again and again one of them, chosen at random

@@ -55,6 +55,7 @@ class JobContext:
         self._item_delay = item_delay
         self._hooks = hooks
         self._last_wake = job.started  # the first report waits one interval: short exports write none
+        self._item_began = time.monotonic()
 
     def raise_if_cancelled(self) -> None:
         if self._job.stop.is_set():
@@ -74,7 +75,10 @@ class JobContext:
         self._job.warnings.append(message)
 
     def item_done(self) -> None:
-        if self._item_delay:
-            time.sleep(self._item_delay)  # stands for work that cannot be interrupted
+        if self._item_delay:  # every item takes `item_delay` in all: its own work, then a sleep for the rest
+            rest = self._item_delay - (time.monotonic() - self._item_began)
+            if rest > 0:
+                time.sleep(rest)  # stands for work that cannot be interrupted
+            self._item_began = time.monotonic()
         if self._hooks.on_item is not None:
             self._hooks.on_item(self._job.job_id, self._job.attempt)
