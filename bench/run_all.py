@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-BENCHMARKS = ("cancel_latency", "event_latency", "throughput", "export_originals", "export_parallel",
-              "export_memory")
+BENCHMARKS = ("cancel_latency", "event_latency", "throughput", "store_writes", "export_originals",
+              "export_parallel", "export_memory")
 
 
 def main() -> int:
