@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ from exportd.domain.errors import ExportGone, JobNotFound
 from exportd.domain.jobs import CancelReason
 from exportd.domain.requests import Credentials, ExportRequest
 from exportd.engine.hooks import EngineHooks
+from exportd.engine.snapshot import load_snapshot
 from exportd.runtime import Runtime
 from exportd.store.migrate import upgrade
 from exportd.store.repository import utcnow
@@ -356,5 +359,71 @@ async def test_the_janitor_removes_folders_no_job_needs_and_keeps_a_completed_ex
         assert not (settings.exports_dir / "no-such-job-either").exists()
         assert live_folder.is_dir() and Path(done.file_path).is_file()
         assert removed == 3
+    finally:
+        await world.runtime.stop()
+
+
+async def test_a_stopped_exports_snapshot_is_freed_at_once_not_by_a_later_full_collection(tmp_path, monkeypatch):
+    from exportd.engine import local
+
+    points = {}
+
+    async def remembering(store, storage, job):
+        snapshot = await load_snapshot(store, storage, job)
+        points[job.id] = weakref.ref(snapshot.images[0].polygons[0].points)  # arrays can be weakly referenced
+        return snapshot
+
+    monkeypatch.setattr(local, "load_snapshot", remembering)
+    items = ItemGate(after=1)
+    world = await make_world(tmp_path, images=2, hooks=EngineHooks(on_item=items))
+    gc.collect()
+    gc.disable()  # only reference counting may free it now
+    try:
+        job, _ = await world.services.start_export(world.user_id, world.project_id, ExportRequest())
+        await items.reached(job.id)
+        await world.services.cancel(world.user_id, world.project_id, job.id)
+        items.release(job.id)
+        await world.settled(job.id)
+        await eventually(lambda: job.id not in world.runtime.engine.running, message="the worker to let go")
+
+        assert points[job.id]() is None  # no reference cycle kept the project alive
+    finally:
+        gc.enable()
+        await world.runtime.stop()
+
+
+async def test_a_snapshot_is_built_in_slices_with_the_event_loop_running_between_them(tmp_path, monkeypatch):
+    from exportd.engine import snapshot as snapshots
+
+    world = await make_world(tmp_path, images=3)
+    try:
+        job, _ = await world.services.start_export(world.user_id, world.project_id, ExportRequest())
+        await world.settled(job.id)
+        ticks, seen, converted = 0, [], []
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        def convert(rows, shapes):
+            seen.append(ticks)
+            converted.extend(rows)
+            original_convert(rows, shapes)
+
+        original_convert = snapshots._convert
+        monkeypatch.setattr(snapshots, "SLICE", 2)
+        monkeypatch.setattr(snapshots, "_convert", convert)
+        running = asyncio.create_task(ticker())
+        try:
+            snapshot = await snapshots.load_snapshot(world.runtime.store, world.runtime.storage, await world.job(job.id))
+        finally:
+            running.cancel()
+
+        polygons = sum(len(image.polygons) for image in snapshot.images)
+        assert polygons == len(converted) > 4
+        assert len(seen) == -(-polygons // 2)
+        assert all(later > earlier for earlier, later in zip(seen, seen[1:]))  # the loop ran between slices
     finally:
         await world.runtime.stop()

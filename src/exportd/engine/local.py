@@ -155,7 +155,8 @@ class LocalEngine:
                 export_size=result.size, warnings=list(running.warnings), processing_time=elapsed))
             if won is None:
                 await self._remove(scratch)
-        except ExportCancelled:
+        except ExportCancelled as stopped:
+            _forget_frames(stopped)
             await self._remove(scratch)
             if running.stop_reason == "shutdown":
                 await self.store.apply(lambda repo: repo.requeue(job.id, job.attempt, lease_expired_before=None))
@@ -165,6 +166,7 @@ class LocalEngine:
             raise
         except Exception as error:  # the export itself failed: record it, fenced
             log.exception("export %s failed", job.id)
+            _forget_frames(error)
             await self._remove(scratch)
             message = f"Export failed: {error}"
             await self.store.apply(lambda repo: repo.fail(job.id, job.attempt, error=message, code="EXPORT_ERROR",
@@ -222,6 +224,17 @@ class LocalEngine:
         job = await self.store.query(lambda repo: repo.job(running.job_id))
         if job is None or job.status != JobStatus.PROCESSING or job.attempt != running.attempt:
             running.halt("cancelled" if job is not None and job.status == JobStatus.CANCELLED else "lost")
+
+
+def _forget_frames(error: BaseException) -> None:
+    """Drop the traceback of an export's error once it has been handled.
+
+    Its frames hold the pipeline's locals (the whole project snapshot) and the
+    future that holds the error: a reference cycle, so without this every
+    stopped export's snapshot would stay in memory until a full collection
+    found it, and that collection would then free them all at once.
+    """
+    error.__traceback__ = None
 
 
 def _remove(folder: Path) -> None:

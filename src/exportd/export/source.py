@@ -63,6 +63,8 @@ class ProjectSnapshot:
 
 def as_points(points: Sequence[Point] | np.ndarray) -> np.ndarray:
     """An (n, 2) read-only float64 array of the points."""
+    if _immutable_pairs(points):
+        return points  # e.g. the store's blobs (store/points.py): nothing can change them, no copy needed
     array = np.array(points, dtype=np.float64)
     if array.size == 0:
         array = array.reshape(0, 2)
@@ -70,3 +72,16 @@ def as_points(points: Sequence[Point] | np.ndarray) -> np.ndarray:
         raise ValueError(f"points must be (x, y) pairs, got an array of shape {array.shape}")
     array.flags.writeable = False
     return array
+
+
+def _immutable_pairs(points: object) -> bool:
+    """An (n, 2) float64 array over memory nobody can write: a read-only view of `bytes`."""
+    if not (isinstance(points, np.ndarray) and points.dtype == np.float64 and points.ndim == 2
+            and points.shape[1] == 2 and not points.flags.writeable):
+        return False
+    base = points.base
+    while isinstance(base, np.ndarray):
+        if base.flags.writeable:
+            return False
+        base = base.base
+    return isinstance(base, bytes)

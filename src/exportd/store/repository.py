@@ -206,10 +206,12 @@ class Repository:
         return {row.image_id: row.count for row in self.conn.execute(query)}
 
     def polygons_of(self, image_ids: Sequence[str]) -> Sequence[Row]:
+        """(image_id, id, kind, points, parent_id, class_name) of the images' polygons, in order."""
         if not image_ids:
             return []
+        c = polygons.c
         query = (
-            select(polygons)
+            select(c.image_id, c.id, c.kind, c.points, c.parent_id, c.class_name)
             .where(polygons.c.image_id.in_(list(image_ids)))
             .order_by(polygons.c.image_id, polygons.c.position)
         )
