@@ -85,10 +85,12 @@ class Services:
 
     async def authenticate(self, token: str) -> Row:
         user_id = self.tokens.user_from_access_token(token)
-        user = await self.store.query(lambda repo: repo.user(user_id))
-        if user is None:
-            raise errors.Unauthorized("The account no longer exists.")
-        return user
+        return await self.store.query(lambda repo: _existing_user(repo, user_id))
+
+    def token_user_id(self, token: str) -> str:
+        """The user a valid access token speaks for; whether the account still exists is for the
+        caller's own transaction to check (`_existing_user`), saving a trip to the store."""
+        return self.tokens.user_from_access_token(token)
 
     # -- projects, images, shares ----------------------------------------------
 
@@ -254,6 +256,7 @@ class Services:
     async def cancel(self, user_id: str, project_id: str, job_id: str) -> Row:
         """Cancel a pending or processing export. Idempotent once cancelled; 409 once completed or failed."""
         def cancel(repo: Repository) -> Row:
+            _existing_user(repo, user_id)
             job = repo.cancel(job_id, reason=CancelReason.USER_CANCELLED, cancelled_by=user_id,
                               user_id=user_id, project_id=project_id)
             return job if job is not None else _visible_job(repo, user_id, project_id, job_id)
@@ -312,6 +315,13 @@ def _visible_project(repo: Repository, user_id: str, project_id: str) -> Row:
     if project is None:
         raise errors.ProjectNotFound()
     return project
+
+
+def _existing_user(repo: Repository, user_id: str) -> Row:
+    user = repo.user(user_id)
+    if user is None:
+        raise errors.Unauthorized("The account no longer exists.")
+    return user
 
 
 def _visible_job(repo: Repository, user_id: str, project_id: str, job_id: str) -> Row:

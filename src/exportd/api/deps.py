@@ -32,6 +32,15 @@ async def get_current_user(request: Request, services: Annotated[Services, Depen
     return await services.authenticate(token)
 
 
+def get_current_user_id(request: Request, services: Annotated[Services, Depends(get_services)]) -> str:
+    """The token's user, not yet looked up: for routes whose own transaction checks the account."""
+    token = bearer_or_cookie(request)
+    if token is None:
+        raise Unauthorized()
+    return services.token_user_id(token)
+
+
 AppServices = Annotated[Services, Depends(get_services)]
 CurrentUser = Annotated[Row, Depends(get_current_user)]
+CurrentUserId = Annotated[str, Depends(get_current_user_id)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]

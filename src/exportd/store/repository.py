@@ -86,7 +86,7 @@ class Repository:
         return self.user(row["id"])
 
     def user(self, user_id: str) -> Row | None:
-        return (self.conn.execute(select(users).where(users.c.id == user_id))).one_or_none()
+        return self._run(sql.USER_BY_ID, {"user_id": user_id}).one_or_none()
 
     def user_by_email(self, email: str) -> Row | None:
         return (self.conn.execute(select(users).where(users.c.email == email))).one_or_none()

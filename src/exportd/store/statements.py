@@ -12,7 +12,7 @@ from functools import cache
 from sqlalchemy import and_, bindparam, exists, func, insert, literal, or_, select, update
 
 from exportd.domain.jobs import ACTIVE, JobStatus, Transition
-from exportd.store.tables import export_events, export_jobs, project_shares, projects
+from exportd.store.tables import export_events, export_jobs, project_shares, projects, users
 
 jobs = export_jobs
 
@@ -52,6 +52,7 @@ def transition(t: Transition, guards: tuple[str, ...], columns: tuple[str, ...])
     )
 
 
+USER_BY_ID = select(users).where(users.c.id == bindparam("user_id"))
 INSERT_JOB = insert(jobs).returning(*jobs.c)
 INSERT_EVENT = insert(export_events)
 JOB_BY_ID = select(jobs).where(jobs.c.id == bindparam("job_id"))

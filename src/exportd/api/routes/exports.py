@@ -9,7 +9,7 @@ import anyio
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from exportd.api.deps import AppServices, CurrentUser, IdempotencyKey, bearer_or_cookie
+from exportd.api.deps import AppServices, CurrentUser, CurrentUserId, IdempotencyKey, bearer_or_cookie
 from exportd.domain.errors import Unauthorized
 from exportd.domain.events import events_json_schema
 from exportd.domain.requests import ExportRequest
@@ -48,8 +48,8 @@ async def events(project_id: str, job_id: str, user: CurrentUser, services: AppS
 
 
 @router.post(JOB + "/cancel")
-async def cancel(project_id: str, job_id: str, user: CurrentUser, services: AppServices) -> dict:
-    return cancel_view(await services.cancel(user.id, project_id, job_id))
+async def cancel(project_id: str, job_id: str, user_id: CurrentUserId, services: AppServices) -> dict:
+    return cancel_view(await services.cancel(user_id, project_id, job_id))  # one trip: see Services.cancel
 
 
 @router.post(JOB + "/download-token")
