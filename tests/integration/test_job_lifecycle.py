@@ -240,7 +240,7 @@ async def test_a_stale_worker_that_wakes_after_its_job_moved_on_deletes_only_its
             await wake_first_attempt.wait()
 
     world = await make_world(tmp_path, images=1, hooks=EngineHooks(before_complete=stall_first_attempt),
-                             lease_seconds=0.3)
+                             lease_seconds=1.0)  # attempt 2 renews every 0.33 s: slack for a slow machine
     try:
         job, _ = await world.services.start_export(world.user_id, world.project_id, ExportRequest())
         await asyncio.wait_for(first_attempt_held.wait(), 10)
