@@ -35,9 +35,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from _harness import header
 from sqlalchemy import insert
 
-from _harness import header
 from exportd.store import repository as repository_module
 from exportd.store.migrate import upgrade
 from exportd.store.repository import Repository, utcnow
@@ -89,9 +89,9 @@ def main() -> None:
             timed(conn, "u", "p", 200, prepared=prepared)  # warm-up
         figures: dict[str, list[tuple[float, float]]] = {"prepared": [], "sqlalchemy": []}
         for round_number in range(1, args.rounds + 1):
-            for name in figures:
+            for name, runs in figures.items():
                 wall, cpu = timed(conn, "u", "p", args.jobs, prepared=name == "prepared")
-                figures[name].append((wall, cpu))
+                runs.append((wall, cpu))
                 print(f"  round {round_number}  {name:<10}  {wall * 1e3:6.3f} ms wall  {cpu * 1e3:6.3f} ms CPU per export")
         conn.close()
         engine.dispose()

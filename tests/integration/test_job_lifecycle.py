@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import weakref
 from pathlib import Path
 
@@ -424,6 +425,6 @@ async def test_a_snapshot_is_built_in_slices_with_the_event_loop_running_between
         polygons = sum(len(image.polygons) for image in snapshot.images)
         assert polygons == len(converted) > 4
         assert len(seen) == -(-polygons // 2)
-        assert all(later > earlier for earlier, later in zip(seen, seen[1:]))  # the loop ran between slices
+        assert all(later > earlier for earlier, later in itertools.pairwise(seen))  # the loop ran between slices
     finally:
         await world.runtime.stop()

@@ -39,7 +39,7 @@ _REQUIRED = object()  #: a parameter the caller must pass
 class PreparedResult:
     """The few result methods the repository uses, over rows already fetched."""
 
-    __slots__ = ("rows", "rowcount")
+    __slots__ = ("rowcount", "rows")
 
     def __init__(self, rows: list, rowcount: int) -> None:
         self.rows = rows

@@ -17,8 +17,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, func, insert, or_, select, update
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Row, and_, delete, func, insert, or_, select, update
 
 from exportd.domain import events as ev
 from exportd.domain.jobs import (
@@ -34,8 +33,8 @@ from exportd.domain.jobs import (
     Transition,
 )
 from exportd.store import points
-from exportd.store.prepared import prepared_for
 from exportd.store import statements as sql
+from exportd.store.prepared import prepared_for
 from exportd.store.tables import (
     export_events,
     export_jobs,
