@@ -26,6 +26,7 @@ from exportd.client.state import CancelOutcome
 from exportd.domain.events import Cancelled, Completed, Progress
 from exportd.domain.options import ExportOptions
 from tests.acceptance.support import App, running
+from tests.conftest import eventually
 
 FAST = ExportOptions(include_visualizations=False, metrics_formats=["csv"], annotation_formats=["coco"])
 
@@ -154,7 +155,7 @@ async def test_watch_falls_back_to_polling_when_the_socket_drops(tmp_path):
                     break
             client.realtime = False  # the socket stays down from now on
             await client._sio.eio.disconnect(abort=True)
-            await asyncio.wait_for(_until(lambda: not client.socket_connected), 10)
+            await eventually(lambda: not client.socket_connected, message="the socket to drop")
             app.items.release(job.id)
 
             async def rest():
@@ -164,11 +165,6 @@ async def test_watch_falls_back_to_polling_when_the_socket_drops(tmp_path):
             await asyncio.wait_for(rest(), 30)
             assert [e.seq for e in seen] == list(range(1, len(seen) + 1))
             assert isinstance(seen[-1], Completed) and not client.socket_connected
-
-
-async def _until(predicate) -> None:
-    while not predicate():
-        await asyncio.sleep(0.01)
 
 
 async def test_cancel_after_completion_says_finished_before_cancel_and_never_auto_downloads(tmp_path):

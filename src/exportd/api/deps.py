@@ -25,19 +25,20 @@ def bearer_or_cookie(request: Request) -> str | None:
     return request.cookies.get(COOKIE) or None
 
 
-async def get_current_user(request: Request, services: Annotated[Services, Depends(get_services)]) -> Row:
+def _required_token(request: Request) -> str:
     token = bearer_or_cookie(request)
     if token is None:
         raise Unauthorized()
-    return await services.authenticate(token)
+    return token
+
+
+async def get_current_user(request: Request, services: Annotated[Services, Depends(get_services)]) -> Row:
+    return await services.authenticate(_required_token(request))
 
 
 def get_current_user_id(request: Request, services: Annotated[Services, Depends(get_services)]) -> str:
     """The token's user, not yet looked up: for routes whose own transaction checks the account."""
-    token = bearer_or_cookie(request)
-    if token is None:
-        raise Unauthorized()
-    return services.token_user_id(token)
+    return services.token_user_id(_required_token(request))
 
 
 AppServices = Annotated[Services, Depends(get_services)]

@@ -90,6 +90,17 @@ def _project_of(credentials, job_id: str, project: str | None) -> str | None:
     return project or credentials.jobs.get(job_id)
 
 
+def _on_job(job_id: str, project: str | None, call):
+    """As the logged-in user, run `await call(client, project_id)` for one job (see `_run_client`)."""
+    credentials = _logged_in()
+
+    async def run():
+        async with _client(credentials) as client:
+            return await call(client, _project_of(credentials, job_id, project))
+
+    return _run_client(run)
+
+
 @_command
 def login(
     email: Annotated[str, typer.Option(prompt=True, help="Your account's email.")],
@@ -328,13 +339,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print the job as JSON.")] = False,
 ) -> None:
     """Show an export job as the server sees it."""
-    credentials = _logged_in()
-
-    async def run():
-        async with _client(credentials) as client:
-            return await client.status(job_id, _project_of(credentials, job_id, project))
-
-    job = _run_client(run)
+    job = _on_job(job_id, project, lambda client, project_id: client.status(job_id, project_id))
     if as_json:
         print(job.model_dump_json(by_alias=True, indent=2))
         return
@@ -358,13 +363,7 @@ def cancel(
     project: ProjectOption = None,
 ) -> None:
     """Cancel a pending or processing export."""
-    credentials = _logged_in()
-
-    async def run():
-        async with _client(credentials) as client:
-            return await client.cancel(job_id, _project_of(credentials, job_id, project))
-
-    result = _run_client(run)
+    result = _on_job(job_id, project, lambda client, project_id: client.cancel(job_id, project_id))
     console.print(f"Export {job_id} cancelled at {result.cancelled_at}.", highlight=False)
 
 
@@ -375,13 +374,7 @@ def download(
     project: ProjectOption = None,
 ) -> None:
     """Download the ZIP of a completed export (nothing is written unless the whole file arrives)."""
-    credentials = _logged_in()
-
-    async def run():
-        async with _client(credentials) as client:
-            return await client.download(job_id, out, _project_of(credentials, job_id, project))
-
-    saved = _run_client(run)
+    saved = _on_job(job_id, project, lambda client, project_id: client.download(job_id, out, project_id))
     console.print(f"Saved {saved} ({_size(saved.stat().st_size)}).", highlight=False)
 
 
@@ -391,11 +384,5 @@ def discard(
     project: ProjectOption = None,
 ) -> None:
     """Delete a finished export and its file on the server."""
-    credentials = _logged_in()
-
-    async def run():
-        async with _client(credentials) as client:
-            await client.discard(job_id, _project_of(credentials, job_id, project))
-
-    _run_client(run)
+    _on_job(job_id, project, lambda client, project_id: client.discard(job_id, project_id))
     console.print(f"Export {job_id} discarded.", highlight=False)
