@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from exportd.domain.options import ExportOptions
 from tests.acceptance.support import (
     assert_error,
     assert_log_is_sound,
@@ -328,6 +329,7 @@ async def test_the_event_schema_formats_and_api_documents_are_published(served):
     async with served.client() as http:
         schema = await http.get("/api/export/events/schema")
         formats = await http.get("/api/export/formats")
+        defaults = await http.get("/api/export/defaults")
         docs = await http.get("/docs")
         openapi = await http.get("/openapi.json")
 
@@ -340,6 +342,9 @@ async def test_the_event_schema_formats_and_api_documents_are_published(served):
     assert events["export:cancelled"]["properties"].keys() >= {"cancelledAt", "reason", "previousStatus"}
     assert formats.status_code == 200
     assert {entry["name"] for entry in formats.json()["annotations"]} >= {"coco", "json"}
+    assert defaults.status_code == 200
+    assert defaults.json()["options"] == ExportOptions().to_json()  # what an export that names no options gets
+    assert defaults.json()["controls"]["fontSize"] == {"min": 10, "max": 50, "step": 2}
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     assert openapi.status_code == 200
     paths = openapi.json()["paths"]

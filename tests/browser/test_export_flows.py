@@ -253,13 +253,28 @@ def test_a_failing_cancel_is_reported_and_rapid_clicks_send_one_request(server, 
     assert len(downloads) == 0
 
 
-def test_every_dialog_option_reaches_the_job(server, context, downloads):
+def test_the_dialog_shows_the_servers_defaults_and_every_option_reaches_the_job(server, context, downloads):
     account = server.account(images=3)
     images = server.http.get(f"/api/projects/{account.project_id}",
                              headers={"Authorization": f"Bearer {account.token}"}).json()["images"]
+    served = server.http.get("/api/export/defaults").json()
+    style, controls = served["options"]["visualizationOptions"], served["controls"]
     page = context.new_page()
     sign_in(page, server, account)
     page.get_by_test_id("export-open").click()
+
+    by = page.get_by_test_id
+    expect(by("option-color-external")).to_have_value(style["polygonColors"]["external"].lower())
+    expect(by("option-color-internal")).to_have_value(style["polygonColors"]["internal"].lower())
+    expect(by("option-stroke-width")).to_have_value(str(style["strokeWidth"]))
+    expect(by("option-font-size")).to_have_value(str(style["fontSize"]))
+    expect(by("option-transparency")).to_have_value(str(round(style["transparency"] * 100)))
+    expect(by("option-show-numbers")).to_be_checked(checked=style["showNumbers"])
+    for name, slider in (("fontSize", "option-font-size"), ("strokeWidth", "option-stroke-width")):
+        for attribute in ("min", "max", "step"):
+            expect(by(slider)).to_have_attribute(attribute, str(controls[name][attribute]))
+    expect(by("option-transparency")).to_have_attribute("step", "10")
+
     page.get_by_test_id("option-original-images").uncheck()
     page.get_by_test_id("option-documentation").uncheck()
     page.get_by_test_id("option-show-numbers").uncheck()
@@ -267,7 +282,7 @@ def test_every_dialog_option_reaches_the_job(server, context, downloads):
     page.get_by_test_id("option-color-internal").fill("#abcdef")
     page.get_by_test_id("option-stroke-width").fill("5")
     page.get_by_test_id("option-font-size").fill("20")
-    page.get_by_test_id("option-transparency").fill("0.5")
+    page.get_by_test_id("option-transparency").fill("50")
     page.get_by_test_id("option-annotation-json").uncheck()
     page.get_by_test_id("option-annotation-yolo").check()
     page.get_by_test_id("option-metrics-excel").uncheck()

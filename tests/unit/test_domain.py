@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from exportd.domain import errors
 from exportd.domain.events import EVENT_MODELS, events_json_schema, parse_event
 from exportd.domain.jobs import ACTIVE, TERMINAL, TRANSITIONS, EventType, JobStatus
-from exportd.domain.options import ExportOptions
+from exportd.domain.options import DIALOG_CONTROLS, ExportOptions, VisualizationOptions
 
 
 def test_unknown_option_fields_are_rejected_by_name():
@@ -35,6 +35,24 @@ def test_options_round_trip_through_their_camel_case_json():
                                             "pixelToMicrometerScale": 0.65})
     assert options.annotation_formats == ["json", "coco"]
     assert ExportOptions.model_validate(options.to_json()) == options
+
+
+def test_overlays_default_to_the_replaced_platforms_look():
+    style = ExportOptions().visualization_options
+    assert style.polygon_colors.external.lower() == "#ff0000" and style.polygon_colors.internal.lower() == "#0000ff"
+    assert (style.stroke_width, style.font_size, style.transparency, style.show_numbers) == (2, 32, 0.3, True)
+
+
+def test_the_dialog_sliders_hold_the_defaults_and_stay_inside_what_the_api_accepts():
+    style = VisualizationOptions()
+    for name, field in (("strokeWidth", "stroke_width"), ("fontSize", "font_size"), ("transparency", "transparency")):
+        control = DIALOG_CONTROLS[name]
+        VisualizationOptions.model_validate({name: control["min"]})  # both ends are valid options
+        VisualizationOptions.model_validate({name: control["max"]})
+        default = getattr(style, field)
+        assert control["min"] <= default <= control["max"]
+        steps = (default - control["min"]) / control["step"]
+        assert abs(steps - round(steps)) < 1e-9, f"{name}: the default is not on a slider step"
 
 
 def test_no_transition_leaves_a_terminal_state():

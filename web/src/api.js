@@ -73,6 +73,7 @@ export function createApi({ fetch: fetchImpl = globalThis.fetch.bind(globalThis)
     projects: () => call("GET", "/projects"),
     project: (projectId) => call("GET", `/projects/${p(projectId)}`),
     formats: () => call("GET", "/export/formats"),
+    defaults: () => call("GET", "/export/defaults"),
     startExport: (projectId, options, idempotencyKey) => call("POST", `/projects/${p(projectId)}/export`, {
       body: { options },
       headers: idempotencyKey ? { "Idempotency-Key": idempotencyKey } : {},

@@ -28,6 +28,7 @@ const app = {
   project: /** @type {any} */ (null),
   history: /** @type {any[] | null} */ (null),
   formats: { annotations: ANNOTATION_FORMATS.map((name) => ({ name, title: name })), metrics: METRICS_FORMATS.map((name) => ({ name, title: name })) },
+  defaults: /** @type {{options: any, controls: any} | null} */ (null), // the server's, for the dialog
   notice: /** @type {string} */ (""),
   connected: false,
   socket: /** @type {ReturnType<typeof connectSocket> | null} */ (null),
@@ -269,6 +270,7 @@ async function enter(user) {
   });
   schedulePoll();
   void loadFormats();
+  void loadDefaults();
   await loadProjects();
   const wanted = projectFromHash() ?? restored[0]?.projectId ?? storage.getItem(lastProjectKey());
   if (wanted && app.projects.some((project) => project.id === wanted)) await selectProject(wanted);
@@ -399,9 +401,21 @@ async function refreshHistory() {
   render();
 }
 
-function openExport() {
+async function openExport() {
   if (!app.projectId) return;
-  ui.openDialog({ project: app.project, formats: app.formats, key: randomId() });
+  if (!app.defaults) await loadDefaults();
+  if (!app.defaults) return; // the notice says why
+  ui.openDialog({ project: app.project, formats: app.formats, defaults: app.defaults, key: randomId() });
+}
+
+async function loadDefaults() {
+  try {
+    const body = await api.defaults();
+    if (body?.options && body?.controls) app.defaults = body;
+  } catch (error) {
+    app.notice = `Could not load the export options: ${error.message}`;
+    render();
+  }
 }
 
 /**

@@ -1,39 +1,18 @@
-// Export options (DESIGN §4; src/exportd/domain/options.py is the truth for
-// names, defaults and ranges): the defaults, and the request body built from
-// the dialog's raw values. Pure: the DOM code reads the form into `FormValues`.
+// Export options (DESIGN §4): the dialog's values from the server's defaults, and the
+// request body built from the dialog's raw values. The defaults and the sliders' ranges
+// are the server's (`GET /api/export/defaults`, from src/exportd/domain/options.py);
+// nothing here repeats them. Pure: the DOM code reads the form into `FormValues`.
 
 export const ANNOTATION_FORMATS = ["coco", "yolo", "json"];
 export const METRICS_FORMATS = ["excel", "csv", "json"];
 
-export const LIMITS = {
-  strokeWidth: { min: 1, max: 50 },
-  fontSize: { min: 6, max: 200 },
-  transparency: { min: 0, max: 1 },
-  pixelToMicrometerScale: { min: 0.001, max: 1000 },
-};
-
-/** The server's defaults: originals, overlays and documentation; COCO and JSON; Excel metrics. */
-export function defaultOptions() {
-  return {
-    includeOriginalImages: true,
-    includeVisualizations: true,
-    includeDocumentation: true,
-    visualizationOptions: {
-      showNumbers: true,
-      polygonColors: { external: "#00ff00", internal: "#ff0000" },
-      strokeWidth: 2,
-      fontSize: 16,
-      transparency: 0.3,
-    },
-    annotationFormats: ["coco", "json"],
-    metricsFormats: ["excel"],
-    selectedImageIds: null,
-    pixelToMicrometerScale: null,
-  };
-}
+/**
+ * @typedef {{min: number, max: number, step?: number}} Range
+ * @typedef {{options: object, controls: Record<string, Range>}} Defaults  what `GET /api/export/defaults` returns
+ */
 
 /**
- * @typedef {object} FormValues   what the dialog's inputs hold (strings for text and number inputs)
+ * @typedef {object} FormValues   what the dialog's inputs hold (strings for text, number and range inputs)
  * @property {boolean} includeOriginalImages
  * @property {boolean} includeVisualizations
  * @property {boolean} includeDocumentation
@@ -42,7 +21,7 @@ export function defaultOptions() {
  * @property {string} internalColor
  * @property {string|number} strokeWidth
  * @property {string|number} fontSize
- * @property {string|number} transparency
+ * @property {string|number} transparency   fill transparency in percent (the option is 0–1)
  * @property {string[]} annotationFormats
  * @property {string[]} metricsFormats
  * @property {boolean} allImages
@@ -51,26 +30,30 @@ export function defaultOptions() {
  * @property {string|number} pixelToMicrometerScale
  */
 
-/** The form values that give `defaultOptions()`. */
-export function defaultFormValues() {
-  const o = defaultOptions();
-  const v = o.visualizationOptions;
+/**
+ * The form values that give `options` (the server's defaults, or a job's options for "Try again").
+ * @param {any} options
+ * @returns {FormValues}
+ */
+export function formValuesFrom(options) {
+  const v = options.visualizationOptions ?? {};
+  const selected = Array.isArray(options.selectedImageIds) ? options.selectedImageIds : null;
   return {
-    includeOriginalImages: o.includeOriginalImages,
-    includeVisualizations: o.includeVisualizations,
-    includeDocumentation: o.includeDocumentation,
-    showNumbers: v.showNumbers,
-    externalColor: v.polygonColors.external,
-    internalColor: v.polygonColors.internal,
+    includeOriginalImages: Boolean(options.includeOriginalImages),
+    includeVisualizations: Boolean(options.includeVisualizations),
+    includeDocumentation: Boolean(options.includeDocumentation),
+    showNumbers: Boolean(v.showNumbers),
+    externalColor: String(v.polygonColors?.external ?? "").toLowerCase(),
+    internalColor: String(v.polygonColors?.internal ?? "").toLowerCase(),
     strokeWidth: String(v.strokeWidth),
     fontSize: String(v.fontSize),
-    transparency: String(v.transparency),
-    annotationFormats: [...o.annotationFormats],
-    metricsFormats: [...o.metricsFormats],
-    allImages: true,
-    selectedImageIds: [],
-    useScale: false,
-    pixelToMicrometerScale: "",
+    transparency: String(Math.round(Number(v.transparency) * 100)),
+    annotationFormats: [...(options.annotationFormats ?? [])],
+    metricsFormats: [...(options.metricsFormats ?? [])],
+    allImages: selected == null,
+    selectedImageIds: selected ? [...selected] : [],
+    useScale: options.pixelToMicrometerScale != null,
+    pixelToMicrometerScale: options.pixelToMicrometerScale != null ? String(options.pixelToMicrometerScale) : "",
   };
 }
 
@@ -94,17 +77,20 @@ function integerIn(raw, { min, max }, label, field, errors) {
 /**
  * The `options` of `POST /projects/{id}/export`, or the problems by field.
  * @param {FormValues} values
+ * @param {Record<string, Range>} controls   the dialog's ranges, from the server
  * @returns {{options: object|null, errors: Record<string, string>}}
  */
-export function buildOptions(values) {
+export function buildOptions(values, controls) {
   /** @type {Record<string, string>} */
   const errors = {};
-  const strokeWidth = integerIn(values.strokeWidth, LIMITS.strokeWidth, "Stroke width", "strokeWidth", errors);
-  const fontSize = integerIn(values.fontSize, LIMITS.fontSize, "Font size", "fontSize", errors);
-  const transparency = number(values.transparency);
-  if (!Number.isFinite(transparency) || transparency < 0 || transparency > 1) {
-    errors.transparency = "Transparency must be between 0 and 1.";
+  const strokeWidth = integerIn(values.strokeWidth, controls.strokeWidth, "Stroke width", "strokeWidth", errors);
+  const fontSize = integerIn(values.fontSize, controls.fontSize, "Font size", "fontSize", errors);
+  const percent = number(values.transparency);
+  const { min: low, max: high } = controls.transparency;
+  if (!Number.isFinite(percent) || percent < low * 100 || percent > high * 100) {
+    errors.transparency = `Fill transparency must be from ${low * 100} to ${high * 100} %.`;
   }
+  const transparency = Math.round(percent) / 100;
   for (const [field, label] of [["externalColor", "External polygon colour"], ["internalColor", "Internal polygon colour"]]) {
     if (!HEX.test(String(values[field] ?? ""))) errors[field] = `${label} must look like #00ff00.`;
   }
@@ -120,7 +106,7 @@ export function buildOptions(values) {
   let pixelToMicrometerScale = null;
   if (values.useScale) {
     const scale = number(values.pixelToMicrometerScale);
-    const { min, max } = LIMITS.pixelToMicrometerScale;
+    const { min, max } = controls.pixelToMicrometerScale;
     if (!Number.isFinite(scale) || scale < min || scale > max) {
       errors.pixelToMicrometerScale = `The pixel size must be between ${min} and ${max} µm per pixel.`;
     } else {

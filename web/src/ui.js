@@ -1,7 +1,7 @@
 // The DOM: reads inputs, hands user intents to the app, renders what the app
 // holds. No decisions are made here (see state.js and view.js).
 
-import { buildOptions, defaultFormValues, describeOptions } from "./options.js";
+import { buildOptions, describeOptions, formValuesFrom } from "./options.js";
 import { formatBytes, formatTime, jobView } from "./view.js";
 
 const $ = (selector, root = document) => /** @type {HTMLElement} */ (root.querySelector(selector));
@@ -25,6 +25,8 @@ export function createUi(actions) {
   /** The job and project the panel shows, for its buttons. */
   let shown = { jobId: "", projectId: "", fileName: /** @type {string|null} */ (null) };
   let dialogKey = "";
+  /** The dialog's slider ranges, from the server's defaults. */
+  let dialogControls = /** @type {Record<string, {min: number, max: number, step?: number}>} */ ({});
 
   function bind() {
     $("#login-form").addEventListener("submit", async (event) => {
@@ -73,7 +75,7 @@ export function createUi(actions) {
     });
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
-      const { options, errors } = buildOptions(readForm());
+      const { options, errors } = buildOptions(readForm(), dialogControls);
       const problems = Object.values(errors);
       if (problems.length) {
         setError("#export-error", problems.join(" "));
@@ -130,12 +132,19 @@ export function createUi(actions) {
 
   // -- the export dialog -------------------------------------------------------------
 
-  function openDialog({ project, formats, key }) {
+  /**
+   * @param {{project: any, formats: {annotations: any[], metrics: any[]},
+   *          defaults: {options: any, controls: Record<string, {min: number, max: number, step?: number}>}, key: string}} args
+   */
+  function openDialog({ project, formats, defaults, key }) {
     dialogKey = key;
+    dialogControls = defaults.controls;
+    const values = formValuesFrom(defaults.options);
     const form = /** @type {HTMLFormElement} */ ($("#export-form"));
     $("#export-dialog-project").textContent = project?.name ? `“${project.name}”` : "";
-    fillFormats("#annotation-formats", "annotation", formats.annotations);
-    fillFormats("#metrics-formats", "metrics", formats.metrics);
+    fillFormats("#annotation-formats", "annotation", formats.annotations, values.annotationFormats);
+    fillFormats("#metrics-formats", "metrics", formats.metrics, values.metricsFormats);
+    setRanges(form, defaults.controls);
     const images = Array.isArray(project?.images) ? project.images : [];
     $("#image-count").textContent = images.length ? `(${images.length})` : "";
     const list = $("#image-list");
@@ -154,16 +163,14 @@ export function createUi(actions) {
       label.append(meta);
       return label;
     }));
-    applyValues(form, defaultFormValues());
+    applyValues(form, values);
     setError("#export-error", "");
     syncDialogControls();
     const dialog = /** @type {HTMLDialogElement} */ ($("#export-dialog"));
     if (!dialog.open) dialog.showModal();
   }
 
-  function fillFormats(selector, group, list) {
-    const defaults = defaultFormValues();
-    const chosen = group === "annotation" ? defaults.annotationFormats : defaults.metricsFormats;
+  function fillFormats(selector, group, list, chosen) {
     $(selector).replaceChildren(...list.map((format) => {
       const label = document.createElement("label");
       label.className = "check";
@@ -184,6 +191,19 @@ export function createUi(actions) {
       }
       return label;
     }));
+  }
+
+  /** The sliders take their ranges from the server; the fill slider is in percent. */
+  function setRanges(form, controls) {
+    const field = (name) => /** @type {HTMLInputElement} */ (form.elements.namedItem(name));
+    for (const name of ["strokeWidth", "fontSize"]) {
+      const range = controls[name];
+      Object.assign(field(name), { min: String(range.min), max: String(range.max), step: String(range.step ?? 1) });
+    }
+    const fill = controls.transparency;
+    Object.assign(field("transparency"), { min: String(fill.min * 100), max: String(fill.max * 100), step: String((fill.step ?? 0.1) * 100) });
+    const scale = controls.pixelToMicrometerScale;
+    Object.assign(field("pixelToMicrometerScale"), { min: String(scale.min), max: String(scale.max) });
   }
 
   function applyValues(form, values) {
@@ -236,7 +256,9 @@ export function createUi(actions) {
     $("#image-list").classList.toggle("disabled", !selected);
     for (const input of form.querySelectorAll("input[name=imageId]")) /** @type {HTMLInputElement} */ (input).disabled = !selected;
     field("pixelToMicrometerScale").disabled = !field("useScale").checked;
-    $("#transparency-value").textContent = Number(field("transparency").value).toFixed(2);
+    $("#stroke-width-value").textContent = `${field("strokeWidth").value} px`;
+    $("#font-size-value").textContent = `${field("fontSize").value} px`;
+    $("#transparency-value").textContent = `${field("transparency").value} %`;
   }
 
   function closeDialog() {

@@ -11,6 +11,7 @@ AnnotationFormat = Literal["coco", "yolo", "json"]
 MetricsFormat = Literal["excel", "csv", "json"]
 
 HEX_COLOR = r"^#[0-9a-fA-F]{6}$"
+SCALE_MIN, SCALE_MAX = 0.001, 1000.0  #: µm per pixel
 
 
 class _Options(BaseModel):
@@ -24,15 +25,19 @@ class _Options(BaseModel):
 
 
 class PolygonColors(_Options):
-    external: str = Field("#00ff00", pattern=HEX_COLOR)
-    internal: str = Field("#ff0000", pattern=HEX_COLOR)
+    external: str = Field("#FF0000", pattern=HEX_COLOR)  #: cell outlines
+    internal: str = Field("#0000FF", pattern=HEX_COLOR)  #: holes
 
 
 class VisualizationOptions(_Options):
+    """How the overlays look. The defaults are the replaced platform's: red cells, blue holes,
+    2 px strokes, numbers 32 px high, fills at 0.3 opacity. The API accepts wider ranges than
+    the dialog's sliders (`DIALOG_CONTROLS`)."""
+
     show_numbers: bool = True
     polygon_colors: PolygonColors = PolygonColors()
     stroke_width: int = Field(2, ge=1, le=50)
-    font_size: int = Field(16, ge=6, le=200)
+    font_size: int = Field(32, ge=6, le=200)
     transparency: float = Field(0.3, ge=0.0, le=1.0)
 
 
@@ -51,7 +56,7 @@ class ExportOptions(_Options):
     annotation_formats: list[AnnotationFormat] = ["coco", "json"]
     metrics_formats: list[MetricsFormat] = ["excel"]
     selected_image_ids: list[str] | None = None
-    pixel_to_micrometer_scale: float | None = Field(None, ge=0.001, le=1000)
+    pixel_to_micrometer_scale: float | None = Field(None, ge=SCALE_MIN, le=SCALE_MAX)
 
     @field_validator("annotation_formats", "metrics_formats", "selected_image_ids")
     @classmethod
@@ -62,3 +67,17 @@ class ExportOptions(_Options):
 
     def to_json(self) -> dict:
         return self.model_dump(mode="json", by_alias=True)
+
+
+#: the browser dialog's sliders, in the options' own units (its fill slider shows percent)
+DIALOG_CONTROLS: dict[str, dict[str, float]] = {
+    "strokeWidth": {"min": 1, "max": 10, "step": 1},
+    "fontSize": {"min": 10, "max": 50, "step": 2},
+    "transparency": {"min": 0.0, "max": 1.0, "step": 0.1},
+    "pixelToMicrometerScale": {"min": SCALE_MIN, "max": SCALE_MAX},
+}
+
+
+def dialog_defaults() -> dict:
+    """What `GET /api/export/defaults` returns: the default options and the dialog's control ranges."""
+    return {"options": ExportOptions().to_json(), "controls": DIALOG_CONTROLS}

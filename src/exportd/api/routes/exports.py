@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from exportd.api.deps import AppServices, CurrentUser, CurrentUserId, IdempotencyKey, bearer_or_cookie
 from exportd.domain.errors import Unauthorized
 from exportd.domain.events import events_json_schema
+from exportd.domain.options import dialog_defaults
 from exportd.domain.requests import ExportRequest
 from exportd.store.repository import iso
 from exportd.views import cancel_view, job_view
@@ -94,6 +95,12 @@ async def discard(project_id: str, job_id: str, user: CurrentUser, services: App
 @router.get("/export/formats")
 async def formats(services: AppServices) -> dict:
     return services.formats()
+
+
+@router.get("/export/defaults")
+async def defaults() -> dict:
+    """The options an export gets when it names none, and the ranges of the browser dialog's sliders."""
+    return dialog_defaults()
 
 
 @router.get("/export/events/schema")
