@@ -7,12 +7,17 @@ depend on the data folder (database file, secret key, storage).
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+#: a list read from one environment variable: a JSON list, or comma-separated
+OriginList = Annotated[list[str], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -45,7 +50,18 @@ class Settings(BaseSettings):
     pipeline_item_delay_seconds: float = Field(0, ge=0)  #: benchmark-only: every item takes this long
     gc_freeze_on_start: bool = True  #: move the startup heap out of the garbage collector's scans
     test_holds: bool = False  #: tests only: /api/testing/holds lets another process hold jobs; never in production
-    cors_origins: list[str] = []
+    allowed_origins: OriginList = []  #: browser origins besides the server's own that may open a socket
+    cors_origins: OriginList = []  #: the former name of `allowed_origins`, still read
+
+    @field_validator("allowed_origins", "cors_origins", mode="before")
+    @classmethod
+    def _origin_list(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
 
     def resolved(self) -> Settings:
         """A copy with every data-folder default filled in (creates the folder)."""
@@ -54,6 +70,11 @@ class Settings(BaseSettings):
         database_url = self.database_url or f"sqlite+aiosqlite:///{data_dir / 'exportd.db'}"
         secret_key = self.secret_key or _kept_secret(data_dir / "secret_key")
         return self.model_copy(update={"data_dir": data_dir, "database_url": database_url, "secret_key": secret_key})
+
+    @property
+    def socket_origins(self) -> list[str]:
+        """Origins a browser may open a socket from besides the one it reached the server at (URLs allowed)."""
+        return [*([self.public_url] if self.public_url else []), *self.allowed_origins, *self.cors_origins]
 
     @property
     def is_sqlite(self) -> bool:

@@ -31,7 +31,7 @@ class Runtime:
         self.metrics = Metrics()
         self.metrics.running.set_function(lambda: len(self.engine.running))
         self.store.subscribe(self.metrics.on_events)
-        self.sio = create_sio(self.services, cors_origins=settings.cors_origins, client_manager=client_manager)
+        self.sio = create_sio(self.services, allowed_origins=settings.socket_origins, client_manager=client_manager)
         self.relay = EventRelay(sink=self._emit, fetch=self._fetch)
         self.store.subscribe(self.relay.publish)
         self.reaper = Reaper(self.store, settings)

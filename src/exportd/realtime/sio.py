@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from exportd.api.deps import COOKIE
 from exportd.domain.errors import BadRequest, ExportdError, Unauthorized
+from exportd.realtime.origins import origin_check
 from exportd.services import Services
 from exportd.views import cancel_view, error_view, job_view
 
@@ -41,8 +42,9 @@ class CancelMessage(_Message):
     projectId: str = Field(min_length=1, max_length=64)
 
 
-def create_sio(services: Services, *, cors_origins: list[str], client_manager=None) -> socketio.AsyncServer:
-    sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins=cors_origins or [],
+def create_sio(services: Services, *, allowed_origins: list[str], client_manager=None) -> socketio.AsyncServer:
+    """The server; a browser handshake is accepted only from the origins `origin_check` allows."""
+    sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins=origin_check(allowed_origins),
                                client_manager=client_manager, logger=False, engineio_logger=False)
 
     @sio.event
