@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import json
 import os
-import re
 import shutil
 import uuid
 from collections.abc import Sequence
@@ -20,7 +18,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from PIL import Image, UnidentifiedImageError
 from sqlalchemy import Row
 
 from exportd.config import Settings
@@ -28,21 +25,24 @@ from exportd.domain import errors
 from exportd.domain.jobs import ACTIVE, CancelReason, JobStatus
 from exportd.domain.requests import Credentials, ExportRequest, PolygonIn
 from exportd.export.formats import ANNOTATION_WRITERS, FEATURES, METRICS_WRITERS, available_formats
+from exportd.imports.batch import Existing, NewImage, Upload, prepare
 from exportd.security import Passwords, Tokens
 from exportd.segmentation import polygon_rows
 from exportd.storage import LocalStorage
 from exportd.store.repository import Repository
 from exportd.store.uow import Store
 
-IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "TIFF": "image/tiff", "BMP": "image/bmp"}
-MAX_IMAGE_PIXELS = 100_000_000
 MAX_SEQ = 2**63 - 1  #: the largest seq a store column holds; asking for events after more is asking after it
 
 
 @dataclass(frozen=True, slots=True)
-class Upload:
-    name: str
-    data: bytes
+class Imported:
+    """What one upload request stored and skipped, and what it noticed."""
+
+    images: list[tuple[Row, int]]  #: each stored image and its number of polygons (holes included)
+    skipped: list[dict[str, str]]  #: {file, imageId, reason}: already in the project
+    warnings: list[str]
+    cells: int  #: external polygons stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,42 +152,54 @@ class Services:
 
     async def add_images(self, user_id: str, project_id: str, uploads: Sequence[Upload],
                          segmentation: dict[str, list[PolygonIn]]) -> list[Row]:
-        def taken_names(repo: Repository) -> set[str]:
+        """Upload images with polygons as JSON; the stored rows (see `import_images`)."""
+        imported = await self.import_images(user_id, project_id, uploads, segmentation=segmentation)
+        return [row for row, _ in imported.images]
+
+    async def import_images(self, user_id: str, project_id: str, images: Sequence[Upload], *,
+                            segmentation: dict[str, list[PolygonIn]] | None = None, coco: Upload | None = None,
+                            masks: Sequence[Upload] = (), class_name: str = "cell") -> Imported:
+        """Store images, with their polygons from JSON, a COCO file or label images; all or nothing.
+
+        An image the project already holds (same name, same bytes) is skipped. Any file that cannot
+        be used makes the whole request a BadRequest listing every such file (``rejected``), and
+        nothing is stored.
+        """
+        def existing(repo: Repository) -> Sequence[Row]:
             _require_owner(_visible_project(repo, user_id, project_id), user_id)
-            return {row.name for row in repo.images_of(project_id)}
+            return repo.images_of(project_id)
 
-        taken = await self.store.query(taken_names)
-        unknown = set(segmentation) - {upload.name for upload in uploads}
-        if unknown:
-            raise errors.BadRequest(f"Segmentation names files that were not uploaded: {sorted(unknown)}",
-                                    field="segmentation")
-        checked = [await asyncio.to_thread(_inspect_image, upload) for upload in uploads]
-        shapes = {name: polygon_rows(polygons) for name, polygons in segmentation.items()}
-        stored: list[tuple[str, str, str, tuple[int, int, str]]] = []
+        known = [Existing(row.id, row.name, row.size, self.storage.path(row.storage_key).read_bytes)
+                 for row in await self.store.query(existing)]
+        prepared = await asyncio.to_thread(prepare, images, known, segmentation=segmentation, coco=coco,
+                                           masks=masks, class_name=class_name)
+        if prepared.rejected:
+            raise prepared.refusal()
+        stored: list[tuple[str, str, NewImage]] = []
         try:
-            for upload, (width, height, kind) in zip(uploads, checked, strict=True):
+            for new in prepared.new:
                 image_id = str(uuid.uuid4())
-                name = _unique_name(_safe_name(upload.name, kind), taken)
-                taken.add(name)
-                key = f"projects/{project_id}/{image_id}{Path(name).suffix.lower()}"
-                await asyncio.to_thread(self.storage.save, key, upload.data)
-                stored.append((image_id, name, key, (width, height, kind)))
+                key = f"projects/{project_id}/{image_id}{Path(new.name).suffix.lower()}"
+                await asyncio.to_thread(self.storage.save, key, new.upload.data)
+                stored.append((image_id, key, new))
 
-            def insert(repo: Repository) -> list[Row]:
+            def insert(repo: Repository) -> list[tuple[Row, int]]:
                 _visible_project(repo, user_id, project_id)  # still there
                 rows = []
-                for (image_id, name, key, (width, height, kind)), upload in zip(stored, uploads, strict=True):
-                    rows.append(repo.add_image(
-                        project_id, image_id=image_id, name=name, width=width, height=height,
-                        content_type=IMAGE_TYPES[kind], size=len(upload.data), storage_key=key))
-                    repo.set_polygons(image_id, shapes.get(upload.name, []))
+                for image_id, key, new in stored:
+                    row = repo.add_image(project_id, image_id=image_id, name=new.name, width=new.width,
+                                         height=new.height, content_type=new.content_type,
+                                         size=len(new.upload.data), storage_key=key)
+                    repo.set_polygons(image_id, new.polygons)
+                    rows.append((row, len(new.polygons)))
                 return rows
 
-            return await self.store.apply(insert)
+            rows = await self.store.apply(insert) if stored else []
         except BaseException:
-            for _, _, key, _ in stored:
+            for _, key, _ in stored:
                 self.storage.path(key).unlink(missing_ok=True)
             raise
+        return Imported(rows, prepared.skipped, prepared.warnings, sum(new.cells for new in prepared.new))
 
     async def set_segmentation(self, user_id: str, project_id: str, image_id: str,
                                polygons: Sequence[PolygonIn]) -> int:
@@ -367,39 +379,3 @@ def _check_formats(annotations: Sequence[str], metrics: Sequence[str], visualiza
 def _fingerprint(project_id: str, request: ExportRequest) -> str:
     body = json.dumps({"project": project_id, **request.model_dump(mode="json", by_alias=True)}, sort_keys=True)
     return hashlib.sha256(body.encode()).hexdigest()
-
-
-def _inspect_image(upload: Upload) -> tuple[int, int, str]:
-    try:
-        with Image.open(io.BytesIO(upload.data)) as image:
-            kind = image.format
-            width, height = image.size
-            image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise errors.BadRequest(f"{upload.name!r} is not a readable image.", field="files") from error
-    if kind not in IMAGE_TYPES:
-        raise errors.BadRequest(f"{upload.name!r}: {kind} images are not supported.", field="files")
-    if width * height > MAX_IMAGE_PIXELS:
-        raise errors.BadRequest(f"{upload.name!r} is too large ({width}x{height}).", field="files")
-    return width, height, kind
-
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
-_EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "BMP": ".bmp"}
-
-
-def _safe_name(name: str, kind: str) -> str:
-    base = _UNSAFE.sub("_", Path(name.replace("\\", "/")).name).strip(" .") or "image"
-    stem, suffix = Path(base).stem[:120] or "image", Path(base).suffix.lower()
-    valid = {".png"} if kind == "PNG" else {".jpg", ".jpeg"} if kind == "JPEG" else {".tif", ".tiff"} if kind == "TIFF" else {".bmp"}
-    return stem + (suffix if suffix in valid else _EXTENSIONS[kind])
-
-
-def _unique_name(name: str, taken: set[str]) -> str:
-    if name not in taken:
-        return name
-    stem, suffix = Path(name).stem, Path(name).suffix
-    n = 2
-    while f"{stem}_{n}{suffix}" in taken:
-        n += 1
-    return f"{stem}_{n}{suffix}"

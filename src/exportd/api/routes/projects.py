@@ -51,12 +51,31 @@ async def upload_images(
     services: AppServices,
     files: Annotated[list[UploadFile], File(description="One or more images (PNG, JPEG, TIFF, BMP)")],
     segmentation: Annotated[str | None, Form(description='JSON: {"<file name>": [polygon, ...]}')] = None,
+    coco: Annotated[UploadFile | None, File(
+        description="A COCO instances file; its images are matched to `files` by file name")] = None,
+    masks: Annotated[list[UploadFile] | None, File(
+        description="Instance label images (8/16/32-bit PNG or TIFF, 0 the background), matched to `files` "
+                    "by stem (also `<stem>_masks`, `<stem>_cp_masks`, …)")] = None,
+    class_name: Annotated[str, Form(alias="className", min_length=1, max_length=100,
+                                    description="The class of the cells traced from `masks`")] = "cell",
 ) -> dict:
+    """Upload images, optionally with their polygons (JSON, a COCO file, or label images); all or nothing.
+
+    An image the project already holds (same name, same content) is skipped and listed in `skipped`.
+    A file that cannot be used makes the request a 400 whose `rejected` lists every such file with
+    its reason; nothing is stored then.
+    """
     polygons = _parse_segmentation(segmentation)
-    uploads = [Upload(name=file.filename or "image", data=await file.read()) for file in files]
-    rows = await services.add_images(user.id, project_id, uploads, polygons)
-    counts = {name: len(shapes) for name, shapes in polygons.items()}
-    return {"images": [image_view(row, counts.get(upload.name, 0)) for row, upload in zip(rows, uploads, strict=True)]}
+    imported = await services.import_images(
+        user.id, project_id, [await _upload(file, "image") for file in files], segmentation=polygons,
+        coco=await _upload(coco, "coco.json") if coco is not None else None,
+        masks=[await _upload(mask, "mask") for mask in masks or []], class_name=class_name)
+    return {"images": [image_view(row, cells) for row, cells in imported.images], "skipped": imported.skipped,
+            "cells": imported.cells, "warnings": imported.warnings}
+
+
+async def _upload(file: UploadFile, default: str) -> Upload:
+    return Upload(name=file.filename or default, data=await file.read())
 
 
 @router.put("/{project_id}/images/{image_id}/segmentation")

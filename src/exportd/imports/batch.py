@@ -1,0 +1,245 @@
+"""One upload request, checked and turned into what the store keeps, before anything is stored.
+
+`prepare` reads every file of the request (images, and a COCO file, label
+images or polygons as JSON for them), skips the images the project already
+holds (same name and same bytes), and gathers every file it must refuse with
+the reason. It touches neither the store nor the storage: the caller stores
+the result only when nothing was refused, so a request is all or nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+from pydantic import ValidationError
+
+from exportd.domain.errors import BadRequest
+from exportd.domain.requests import MAX_POINTS, PolygonIn
+from exportd.imports import coco as coco_files
+from exportd.imports.labels import UnreadableLabels, label_polygons, match_labels, read_labels
+from exportd.segmentation import polygon_rows
+
+IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "TIFF": "image/tiff", "BMP": "image/bmp"}
+MAX_IMAGE_PIXELS = 100_000_000
+ALREADY_THERE = "already in the project (same name and content)"
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Existing:
+    """An image the project holds, as far as telling a re-upload apart needs."""
+
+    id: str
+    name: str
+    size: int
+    read: Callable[[], bytes]  #: its stored bytes
+
+
+@dataclass(frozen=True, slots=True)
+class NewImage:
+    upload: Upload
+    name: str  #: safe and unique in the project
+    width: int
+    height: int
+    kind: str  #: PNG, JPEG, TIFF or BMP
+    polygons: list[dict[str, Any]]  #: stored rows (segmentation.polygon_rows)
+
+    @property
+    def content_type(self) -> str:
+        return IMAGE_TYPES[self.kind]
+
+    @property
+    def cells(self) -> int:
+        return sum(1 for row in self.polygons if row["kind"] == "external")
+
+
+@dataclass(slots=True)
+class Prepared:
+    new: list[NewImage] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)  #: {file, imageId, reason}
+    rejected: list[dict[str, str]] = field(default_factory=list)  #: {file, reason}
+    warnings: list[str] = field(default_factory=list)
+
+    def reject(self, name: str, reason: str) -> None:
+        self.rejected.append({"file": name, "reason": reason})
+
+    def refusal(self) -> BadRequest:
+        listed = "; ".join(f"{r['file']}: {r['reason']}" for r in self.rejected)
+        count = len(self.rejected)
+        message = (f"{listed}." if count == 1 else f"{count} files were rejected: {listed}.") + " Nothing was stored."
+        return BadRequest(message, field="files", rejected=self.rejected)
+
+
+def prepare(images: Sequence[Upload], existing: Sequence[Existing], *,
+            segmentation: dict[str, list[PolygonIn]] | None = None, coco: Upload | None = None,
+            masks: Sequence[Upload] = (), class_name: str = "cell") -> Prepared:
+    """Check one request's files; see the module's docstring. Raises BadRequest for a request without images."""
+    if not images:
+        raise BadRequest("No images were uploaded.", field="files")
+    sources = [name for name, given in (("segmentation", segmentation), ("coco", coco), ("masks", masks)) if given]
+    if len(sources) > 1:
+        raise BadRequest(f"Send polygons in one way only, not {' and '.join(sources)}.", field=sources[1])
+    result = Prepared()
+    taken = {image.name for image in existing}
+    seen: list[Existing] = list(existing)
+    uploads = {upload.name: upload for upload in images}
+    if segmentation:
+        unknown = sorted(set(segmentation) - set(uploads))
+        if unknown:
+            raise BadRequest(f"Segmentation names files that were not uploaded: {unknown}", field="segmentation")
+
+    checked: dict[str, tuple[int, int, str]] = {}
+    for upload in images:
+        try:
+            checked[upload.name] = inspect_image(upload)
+        except BadRequest as error:
+            result.reject(upload.name, error.details["reason"])
+
+    polygons: dict[str, list[dict]] = {}
+    source: dict[str, str] = {}  #: image name -> the file its polygons came from
+    if coco:
+        polygons = _coco_polygons(coco, checked, result)
+        source = dict.fromkeys(polygons, coco.name)
+    elif masks:
+        polygons, source = _mask_polygons(masks, checked, result, class_name)
+    elif segmentation:
+        polygons = {name: [shape.model_dump(by_alias=True, exclude_none=True) for shape in shapes]
+                    for name, shapes in segmentation.items()}
+        source = dict.fromkeys(polygons, "segmentation")
+
+    for upload in images:
+        if upload.name not in checked:
+            continue
+        width, height, kind = checked[upload.name]
+        same = _same_image(upload, kind, seen)
+        if same is not None:
+            result.skipped.append({"file": upload.name, "imageId": same.id, "reason": ALREADY_THERE})
+            continue
+        try:
+            rows = _rows(polygons.get(upload.name, []))
+        except BadRequest as error:
+            result.reject(source.get(upload.name, upload.name), f"{upload.name}: {error.message}")
+            continue
+        name = unique_name(safe_name(upload.name, kind), taken)
+        taken.add(name)
+        seen.append(Existing("(this upload)", name, len(upload.data), lambda data=upload.data: data))
+        result.new.append(NewImage(upload, name, width, height, kind, rows))
+    return result
+
+
+def _coco_polygons(coco: Upload, checked: dict[str, tuple[int, int, str]],
+                   result: Prepared) -> dict[str, list[dict]]:
+    try:
+        document = coco_files.parse(coco.data)
+        described = set(coco_files.file_names(document))
+        polygons, warnings = coco_files.coco_polygons(document, checked, max_points=MAX_POINTS)
+    except coco_files.UnreadableCoco as error:
+        result.reject(coco.name, str(error))
+        return {}
+    result.warnings += [f"{coco.name}: {message}" for message in warnings]
+    result.warnings += [f"{name}: not in {coco.name}; imported without cells" for name in checked
+                        if name not in described]
+    return polygons
+
+
+def _mask_polygons(masks: Sequence[Upload], checked: dict[str, tuple[int, int, str]], result: Prepared,
+                   class_name: str) -> tuple[dict[str, list[dict]], dict[str, str]]:
+    matched = match_labels(checked, [mask.name for mask in masks])
+    polygons: dict[str, list[dict]] = {}
+    source: dict[str, str] = {}
+    for mask in masks:
+        image = matched.get(mask.name)
+        if image is None:
+            result.warnings.append(f"{mask.name}: no uploaded image has its stem; not used")
+            continue
+        if image in polygons:
+            result.reject(mask.name, f"a second label image for {image}")
+            continue
+        try:
+            labels = read_labels(mask.data)
+        except UnreadableLabels as error:
+            result.reject(mask.name, str(error))
+            continue
+        width, height, _ = checked[image]
+        if labels.shape != (height, width):
+            result.reject(mask.name, f"is {labels.shape[1]}x{labels.shape[0]}, its image {image} is {width}x{height}")
+            continue
+        polygons[image], warnings = label_polygons(labels, class_name=class_name, max_points=MAX_POINTS)
+        source[image] = mask.name
+        result.warnings += [f"{mask.name}: {message}" for message in warnings]
+    for image in checked:
+        if image not in polygons and image not in matched.values():
+            result.warnings.append(f"{image}: no label image; imported without cells")
+    return polygons, source
+
+
+def _rows(shapes: list[dict]) -> list[dict[str, Any]]:
+    try:
+        return polygon_rows([PolygonIn.model_validate(shape) for shape in shapes])
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise BadRequest(f"polygon {where}: {first['msg']}") from None
+
+
+def _same_image(upload: Upload, kind: str, images: Sequence[Existing]) -> Existing | None:
+    """An image with the upload's name (as stored, or made unique from it) and the same bytes."""
+    stored = safe_name(upload.name, kind)
+    pattern = re.compile(re.escape(Path(stored).stem) + r"(_\d+)?" + re.escape(Path(stored).suffix), re.IGNORECASE)
+    for image in images:
+        if image.size == len(upload.data) and pattern.fullmatch(image.name) and image.read() == upload.data:
+            return image
+    return None
+
+
+def inspect_image(upload: Upload) -> tuple[int, int, str]:
+    """(width, height, kind) of an image exportd accepts; BadRequest (with `reason`) for any other file."""
+    try:
+        with Image.open(io.BytesIO(upload.data)) as image:
+            kind = image.format
+            width, height = image.size
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise _unusable(upload, "is not a readable image") from error
+    if kind not in IMAGE_TYPES:
+        raise _unusable(upload, f"is a {kind} image; PNG, JPEG, TIFF and BMP are supported")
+    if width * height > MAX_IMAGE_PIXELS:
+        raise _unusable(upload, f"is too large ({width}x{height})")
+    return width, height, kind
+
+
+def _unusable(upload: Upload, reason: str) -> BadRequest:
+    return BadRequest(f"{upload.name!r} {reason}.", field="files", reason=reason)
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
+_EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "BMP": ".bmp"}
+_VALID = {"PNG": {".png"}, "JPEG": {".jpg", ".jpeg"}, "TIFF": {".tif", ".tiff"}, "BMP": {".bmp"}}
+
+
+def safe_name(name: str, kind: str) -> str:
+    """The file name as stored: its last part, safe characters only, an extension that fits `kind`."""
+    base = _UNSAFE.sub("_", Path(name.replace("\\", "/")).name).strip(" .") or "image"
+    stem, suffix = Path(base).stem[:120] or "image", Path(base).suffix.lower()
+    return stem + (suffix if suffix in _VALID[kind] else _EXTENSIONS[kind])
+
+
+def unique_name(name: str, taken: set[str]) -> str:
+    if name not in taken:
+        return name
+    stem, suffix = Path(name).stem, Path(name).suffix
+    n = 2
+    while f"{stem}_{n}{suffix}" in taken:
+        n += 1
+    return f"{stem}_{n}{suffix}"

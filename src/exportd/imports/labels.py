@@ -1,0 +1,114 @@
+"""Instance label images: read them, match them to their images, and turn them into polygons.
+
+A label image holds one integer per pixel, 0 the background and every other
+value one cell (Cellpose, StarDist and ilastik write them). 8-, 16- and 32-bit
+PNG and TIFF files are read (TIFF with tifffile, PNG with Pillow); colour
+images, floating-point data and negative labels are refused with the reason.
+A label image belongs to the image whose file stem it shares, or that stem
+followed by one of `SUFFIXES` (Cellpose's `<stem>_cp_masks.png`, …).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from PIL import Image, UnidentifiedImageError
+
+from exportd.imports.trace import TOLERANCE, regions
+
+SUFFIXES = ("_cp_masks", "_masks", "_mask", "_labels", "_label", "_seg")
+MAX_LABEL_PIXELS = 100_000_000
+
+
+class UnreadableLabels(ValueError):
+    """The file is not a label image exportd can read; the message says why."""
+
+
+def read_labels(data: bytes) -> np.ndarray:
+    """The 2-D integer label array of a PNG or TIFF file."""
+    if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        try:
+            array = tifffile.imread(io.BytesIO(data))
+        except Exception as error:  # tifffile raises many kinds for a broken file
+            raise UnreadableLabels("is not a readable TIFF file") from error
+    else:
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                if image.format != "PNG":
+                    raise UnreadableLabels(f"is a {image.format} file; label images are PNG or TIFF")
+                if image.width * image.height > MAX_LABEL_PIXELS:
+                    raise UnreadableLabels(f"is too large ({image.width}x{image.height})")
+                if image.mode not in ("L", "I;16", "I;16B", "I", "P", "1"):
+                    raise UnreadableLabels(f"is a {image.mode} image, not a single-channel label image")
+                array = np.asarray(image)
+        except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
+            raise UnreadableLabels("is not a readable PNG or TIFF file") from error
+    array = np.squeeze(array)
+    if array.ndim != 2:
+        raise UnreadableLabels(f"has shape {tuple(array.shape)}, not a single 2-D label image")
+    if array.dtype == bool:
+        array = array.astype(np.uint8)
+    if not np.issubdtype(array.dtype, np.integer):
+        raise UnreadableLabels(f"holds {array.dtype} values, not integer labels")
+    if array.dtype.itemsize > 4:
+        raise UnreadableLabels(f"holds {array.dtype.itemsize * 8}-bit labels; 8, 16 or 32 bits are read")
+    if np.issubdtype(array.dtype, np.signedinteger):
+        if array.size and array.min() < 0:
+            raise UnreadableLabels("holds negative labels")
+        array = array.astype(np.uint32)
+    return array
+
+
+def label_polygons(labels: np.ndarray, *, class_name: str = "cell",
+                   max_points: int | None = None) -> tuple[list[dict], list[str]]:
+    """Polygons (as clients send them) for each label, and warnings about what tracing changed.
+
+    Ids name the label: `label-7` (its second part `label-7.2`), holes `label-7-hole-1`.
+    """
+    polygons: list[dict] = []
+    parts: dict[int, int] = {}
+    coarse: list[int] = []
+    for region in regions(labels, max_points=max_points):
+        parts[region.label] = parts.get(region.label, 0) + 1
+        own = f"label-{region.label}" + (f".{parts[region.label]}" if parts[region.label] > 1 else "")
+        polygons.append({"id": own, "type": "external", "points": region.outline.tolist(), "className": class_name})
+        polygons += [{"id": f"{own}-hole-{n}", "type": "internal", "points": hole.tolist(), "parentId": own}
+                     for n, hole in enumerate(region.holes, 1)]
+        if region.tolerance > TOLERANCE:
+            coarse.append(region.label)
+    warnings = []
+    split = sorted(label for label, count in parts.items() if count > 1)
+    if split:
+        warnings.append(f"{_labels(split)} {'has' if len(split) == 1 else 'have'} separate parts; "
+                        "each part is a cell")
+    if coarse:
+        warnings.append(f"{_labels(coarse)} simplified to at most {max_points} points per outline")
+    if not parts:
+        warnings.append("no labels (every pixel is 0); no cells")
+    return polygons, warnings
+
+
+def match_labels(image_names: Iterable[str], label_names: Iterable[str]) -> dict[str, str]:
+    """Label file name -> image name, by stem (the image's stem, or it followed by one of `SUFFIXES`)."""
+    by_stem: dict[str, str] = {}
+    for name in image_names:
+        by_stem.setdefault(Path(name).stem, name)
+    matched: dict[str, str] = {}
+    for label_name in label_names:
+        stem = Path(label_name).stem
+        candidates = [stem] + [stem[: -len(suffix)] for suffix in SUFFIXES if stem.endswith(suffix)]
+        for candidate in candidates:
+            if candidate in by_stem:
+                matched[label_name] = by_stem[candidate]
+                break
+    return matched
+
+
+def _labels(labels: list[int]) -> str:
+    shown = ", ".join(str(label) for label in labels[:5])
+    more = f" and {len(labels) - 5} more" if len(labels) > 5 else ""
+    return f"label{'s' if len(labels) > 1 else ''} {shown}{more}"
