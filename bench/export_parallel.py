@@ -51,7 +51,8 @@ class StageClock(QuietContext):
         super().__init__()
         self.last: dict[str, float] = {}
 
-    def advance(self, stage: str, current: int, total: int, percent: float, message: str = "") -> None:
+    def advance(self, stage: str, current: int, total: int, percent: float, message: str = "",
+                item: str = "") -> None:
         self.last[stage] = time.perf_counter()
 
 

@@ -60,6 +60,12 @@ def job_view(job: Row) -> dict[str, Any]:
     }
 
 
+def start_view(job: Row) -> dict[str, Any]:
+    """The answer to starting an export: the job, plus `jobId` and `success` as clients of the
+    replaced platform read them."""
+    return {**job_view(job), "jobId": job.id, "success": True}
+
+
 def cancel_view(job: Row) -> dict[str, Any]:
     return {"success": True, "status": job.status, "jobId": job.id, "cancelledAt": iso(job.cancelled_at),
             "reason": job.reason, "previousStatus": job.previous_status, "job": job_view(job)}

@@ -31,7 +31,8 @@ class RecordingContext:
         if self.cancel_after is not None and self.items >= self.cancel_after:
             raise ExportCancelled()
 
-    def advance(self, stage: str, current: int, total: int, percent: float, message: str = "") -> None:
+    def advance(self, stage: str, current: int, total: int, percent: float, message: str = "",
+                item: str = "") -> None:
         self.percents.append(percent)
 
     def warn(self, message: str) -> None:

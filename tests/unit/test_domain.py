@@ -76,7 +76,8 @@ def test_the_event_schema_names_all_six_events_and_their_common_fields():
 def test_a_stored_payload_parses_back_into_its_model():
     payload = {"type": "export:cancelled", "jobId": "j", "projectId": "p", "userId": "u", "seq": 3,
                "status": "cancelled", "timestamp": "2026-01-01T00:00:00Z", "cancelledAt": "2026-01-01T00:00:00Z",
-               "reason": "user_cancelled", "cancelledBy": "u", "previousStatus": "processing", "progress": 40.0}
+               "reason": "user_cancelled", "cancelledBy": "u", "previousStatus": "processing", "progress": 40.0,
+               "message": "Export cancelled by user"}
     event = parse_event(payload)
     assert isinstance(event, EVENT_MODELS[EventType.CANCELLED])
     assert event.to_json() == payload

@@ -26,7 +26,8 @@ class FakeContext:
     def raise_if_cancelled(self) -> None:
         pass
 
-    def advance(self, stage: str, current: int, total: int, percent: float, message: str = "") -> None:
+    def advance(self, stage: str, current: int, total: int, percent: float, message: str = "",
+                item: str = "") -> None:
         pass
 
     def warn(self, message: str) -> None:

@@ -37,7 +37,8 @@ class FakeContext:
         if self.cancel_after is not None and self.items >= self.cancel_after:
             raise ExportCancelled()
 
-    def advance(self, stage: str, current: int, total: int, percent: float, message: str = "") -> None:
+    def advance(self, stage: str, current: int, total: int, percent: float, message: str = "",
+                item: str = "") -> None:
         self.advances.append((stage, current, total, percent, message))
 
     def warn(self, message: str) -> None:

@@ -2,13 +2,18 @@
 
 The store writes each event as the JSON of one of these models; sockets emit
 exactly the stored JSON, so what a client receives equals the stored log.
+
+A few fields exist for clients of the platform exportd replaced, which read
+them under these names: `phase` and `stageProgress.currentItem` on progress,
+`message` on cancelled. They are kept beside exportd's own fields, never
+instead of them, and described as such in the schema.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 from pydantic.alias_generators import to_camel
 
 from exportd.domain.jobs import CancelReason, EventType, JobStatus
@@ -46,9 +51,27 @@ class Started(EventBase):
     attempt: int = Field(ge=1)
 
 
+Phase = Literal["processing", "downloading"]
+DOWNLOADING_FROM = 90  #: the replaced platform's `phase` turned to "downloading" at this percentage
+
+CANCEL_MESSAGES = {
+    CancelReason.USER_CANCELLED: "Export cancelled by user",
+    CancelReason.TIMEOUT: "Export cancelled: it ran past its time limit",
+    CancelReason.SYSTEM_CANCELLED: "Export cancelled by the system (project deleted, access revoked or operator)",
+}
+
+
+def phase_of(progress: float) -> Phase:
+    """The replaced platform's coarse phase: "processing", then "downloading" from 90 %."""
+    return "processing" if progress < DOWNLOADING_FROM else "downloading"
+
+
 class StageProgress(_Payload):
     current: int = Field(ge=0)
     total: int = Field(ge=0)
+    current_item: str | None = Field(
+        None, description="The item (usually an image's file name) the stage just finished; "
+                          "kept for clients of the replaced platform.")
 
 
 class Progress(EventBase):
@@ -58,6 +81,16 @@ class Progress(EventBase):
     stage_progress: StageProgress
     message: str
     eta_seconds: float | None
+    phase: Phase = Field(description='"processing" below 90 %, then "downloading"; '
+                                     "kept for clients of the replaced platform (prefer `stage`).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _phase_of_older_events(cls, data: Any) -> Any:
+        """Events stored before `phase` existed read back with the phase their progress implies."""
+        if isinstance(data, dict) and "phase" not in data and isinstance(data.get("progress"), int | float):
+            data = {**data, "phase": phase_of(data["progress"])}
+        return data
 
 
 class Completed(EventBase):
@@ -85,6 +118,15 @@ class Cancelled(EventBase):
     cancelled_by: str | None  #: user id, or None when the system cancelled
     previous_status: JobStatus
     progress: float
+    message: str = Field(description="A sentence for people, by reason; kept for clients of the replaced platform.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _message_of_older_events(cls, data: Any) -> Any:
+        """Events stored before `message` existed read back with their reason's sentence."""
+        if isinstance(data, dict) and "message" not in data and data.get("reason") in CANCEL_MESSAGES:
+            data = {**data, "message": CANCEL_MESSAGES[CancelReason(data["reason"])]}
+        return data
 
 
 EVENT_MODELS: dict[EventType, type[EventBase]] = {

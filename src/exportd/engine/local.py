@@ -215,7 +215,7 @@ class LocalEngine:
         eta = elapsed * (100 - report.percent) / report.percent if report.percent > 0 else None
         row = await self.store.apply(lambda repo: repo.progress(
             running.job_id, running.attempt, progress=round(report.percent, 2), stage=report.stage,
-            current=report.current, total=report.total, message=report.message,
+            current=report.current, total=report.total, message=report.message, item=report.item,
             eta_seconds=None if eta is None else round(eta, 2), lease_seconds=self.settings.lease_seconds))
         return row is not None
 

@@ -24,6 +24,7 @@ class ProgressReport:
     total: int
     percent: float
     message: str
+    item: str = ""  #: what was just finished, usually an image's file name
 
 
 @dataclass
@@ -61,8 +62,9 @@ class JobContext:
         if self._job.stop.is_set():
             raise ExportCancelled(self._job.stop_reason or "stopped")
 
-    def advance(self, stage: str, current: int, total: int, percent: float, message: str = "") -> None:
-        self._job.latest = ProgressReport(stage, current, total, percent, message)
+    def advance(self, stage: str, current: int, total: int, percent: float, message: str = "",
+                item: str = "") -> None:
+        self._job.latest = ProgressReport(stage, current, total, percent, message, item)
         now = time.monotonic()
         if now - self._last_wake >= self._interval:
             self._last_wake = now

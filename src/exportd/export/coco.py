@@ -73,7 +73,7 @@ class CocoWriter:
                 for rest in annotations:
                     count += 1
                     out.write(f'{"," if count > 1 else ""}\n    {{"id": {count}, "image_id": {image_id}, {rest}')
-                progress.done(f"COCO: {image.name}")
+                progress.done(f"COCO: {image.name}", image.name)
             out.write("\n  ]\n}\n")
 
 

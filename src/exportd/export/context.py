@@ -15,8 +15,10 @@ class StepContext(Protocol):
     def raise_if_cancelled(self) -> None:
         """Raise ExportCancelled when the job must stop. Called between items."""
 
-    def advance(self, stage: str, current: int, total: int, percent: float, message: str = "") -> None:
-        """Report that `current` of `total` items of `stage` are done, `percent` overall (0-100)."""
+    def advance(self, stage: str, current: int, total: int, percent: float, message: str = "",
+                item: str = "") -> None:
+        """Report that `current` of `total` items of `stage` are done, `percent` overall (0-100);
+        `item` names the one just finished (usually an image's file name)."""
 
     def warn(self, message: str) -> None:
         """Record a warning that ends in the job's `warnings`."""

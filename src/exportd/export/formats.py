@@ -8,7 +8,7 @@ before every image) and writes it::
 
     for image, part in workers.map(part_of_one_image, project.images):
         ...                                # add this image's part to the ZIP
-        progress.done(f"COCO: {image.name}")
+        progress.done(f"COCO: {image.name}", image.name)
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ Group = Literal["annotations", "metrics"]
 
 
 class ItemProgress(Protocol):
-    def done(self, message: str = "") -> None:
-        """One image of this writer is finished (reports progress, calls `ctx.item_done()`)."""
+    def done(self, message: str = "", item: str = "") -> None:
+        """One image of this writer is finished (reports progress, calls `ctx.item_done()`);
+        `item` names it (the image's name) for the progress event's `stageProgress.currentItem`."""
 
 
 class FormatWriter(Protocol):

@@ -51,7 +51,7 @@ class JsonWriter:
             named = ((image, names[image.id]) for image in project.images)
             for number, ((image, _), text) in enumerate(workers.map(image_json, named), 1):
                 out.write(("\n    " if number == 1 else ",\n    ") + text)
-                progress.done(f"JSON: {image.name}")
+                progress.done(f"JSON: {image.name}", image.name)
             out.write("\n  ]\n}\n" if project.images else "]\n}\n")
 
 

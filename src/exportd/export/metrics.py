@@ -150,7 +150,7 @@ class ExcelMetrics:
                 for row in rows:
                     cells.append(_excel_row(cells, row))
                 images.append(_excel_row(images, summary.add(image, file_name, rows)))
-                progress.done(f"Excel metrics: {image.name}")
+                progress.done(f"Excel metrics: {image.name}", image.name)
             images.append(_excel_row(images, summary.overall()))
             with tempfile.TemporaryFile() as saved:
                 book.save(saved)
@@ -183,7 +183,7 @@ class CsvMetrics:
             table.writerow([heading(c, scale) for c in COLUMNS])
             for image, _, rows in _measured(project, options, ctx, workers):
                 table.writerows([neutralised(v) for v in row] for row in rows)
-                progress.done(f"CSV metrics: {image.name}")
+                progress.done(f"CSV metrics: {image.name}", image.name)
 
 
 class JsonMetrics:
@@ -216,7 +216,7 @@ class JsonMetrics:
                     out.write(("\n    " if count == 0 else ",\n    ") + _json_object(keys, row))
                     count += 1
                 images.append(summary.add(image, file_name, rows))
-                progress.done(f"JSON metrics: {image.name}")
+                progress.done(f"JSON metrics: {image.name}", image.name)
             summary_keys = ["image", "imageId", "polygons", *(c.key for c in MEASURED)]
             tail = {"images": [dict(zip(summary_keys, row, strict=True)) for row in images]}
             tail["allImages"] = dict(zip(summary_keys[2:], summary.overall()[2:], strict=True))

@@ -90,15 +90,15 @@ def build_export(
         if guide:
             job.raise_if_cancelled()
             write_metrics_guide(archive, options)
-            progress.stage("documentation").done("metrics_guide.md")
+            progress.stage("documentation").done("metrics_guide.md", "metrics_guide.md")
         if options.include_documentation:
             job.raise_if_cancelled()
             write_readme(archive, project, options)
-            progress.stage("documentation").done("README.md")
+            progress.stage("documentation").done("README.md", "README.md")
         job.raise_if_cancelled()
         job.close()
         write_metadata(archive, project, options, job_id=job_id, warnings=job.warnings)
-        progress.stage("documentation").done("metadata.json")
+        progress.stage("documentation").done("metadata.json", "metadata.json")
         job.raise_if_cancelled()
         size = archive.close()
         progress.stage("compression").done("ZIP written")
@@ -128,7 +128,7 @@ def _copy_images(
             archive.write_file(f"images/{names[image.id]}", image.path)
         else:
             ctx.warn(f"{image.name}: the original file is missing from storage; not included")
-        stage.done(image.name)
+        stage.done(image.name, image.name)
 
 
 class _Recorder:
@@ -143,8 +143,9 @@ class _Recorder:
     def raise_if_cancelled(self) -> None:
         self._ctx.raise_if_cancelled()
 
-    def advance(self, stage: str, current: int, total: int, percent: float, message: str = "") -> None:
-        self._ctx.advance(stage, current, total, percent, message)
+    def advance(self, stage: str, current: int, total: int, percent: float, message: str = "",
+                item: str = "") -> None:
+        self._ctx.advance(stage, current, total, percent, message, item)
 
     def warn(self, message: str) -> None:
         if message in self._seen:
@@ -181,20 +182,20 @@ class _Progress:
     def stage(self, name: str) -> _StageProgress:
         return _StageProgress(self, name)
 
-    def done(self, stage: str, message: str) -> None:
+    def done(self, stage: str, message: str, item: str = "") -> None:
         self._done[stage] += 1
         done = sum(self._done.values())
         percent = math.floor(10_000 * done / self._all) / 100  # 100 only when everything is done
-        self._ctx.advance(stage, self._done[stage], self._totals[stage], percent, message)
+        self._ctx.advance(stage, self._done[stage], self._totals[stage], percent, message, item)
         self._ctx.item_done()
 
 
 @dataclass(frozen=True, slots=True)
 class _StageProgress:
-    """What a writer gets as `progress`: `done(message)` once per image."""
+    """What a writer gets as `progress`: `done(message, item)` once per image."""
 
     plan: _Progress
     stage: str
 
-    def done(self, message: str = "") -> None:
-        self.plan.done(self.stage, message)
+    def done(self, message: str = "", item: str = "") -> None:
+        self.plan.done(self.stage, message, item)

@@ -71,7 +71,7 @@ def write_visualizations(
             ctx.warn(message)
         if png is not None:
             archive.write_bytes(f"{FOLDER}{file_stem(names[image.id])}_viz.png", png, compress=False)
-        progress.done(f"Visualization: {image.name}")
+        progress.done(f"Visualization: {image.name}", image.name)
 
 
 def render(image: ImageData, style: Style) -> tuple[bytes | None, list[str]]:

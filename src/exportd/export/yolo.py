@@ -51,7 +51,7 @@ class YoloWriter:
             for message in warnings:
                 ctx.warn(message)
             archive.write_text(f"{FOLDER}{file_stem(names[image.id])}.txt", text)
-            progress.done(f"YOLO: {image.name}")
+            progress.done(f"YOLO: {image.name}", image.name)
         archive.write_text(f"{FOLDER}classes.txt", "".join(f"{name}\n" for name in classes))
         archive.write_text(f"{FOLDER}data.yaml", data_yaml(project.name, list(classes)))
 

@@ -355,9 +355,10 @@ class Repository:
         return job
 
     def progress(self, job_id: str, attempt: int, *, progress: float, stage: str, current: int, total: int,
-                 message: str, eta_seconds: float | None, lease_seconds: float) -> Row | None:
+                 message: str, eta_seconds: float | None, lease_seconds: float,
+                 item: str | None = None) -> Row | None:
         """Record progress and renew the lease; nothing happens when the job is no longer this attempt's,
-        or progress would fall."""
+        or progress would fall. `item` names what the stage just finished (usually an image)."""
         now = utcnow()
         job = self._transition(PROGRESS, job_id, now, fence=attempt, guards={"progress_not_above": None},
                                progress=progress, stage=stage, message=message,
@@ -365,8 +366,8 @@ class Repository:
         if job is not None:
             self._record(job, ev.Progress(
                 **self._base(job, now), progress=progress, stage=stage,
-                stage_progress=ev.StageProgress(current=current, total=total),
-                message=message, eta_seconds=eta_seconds,
+                stage_progress=ev.StageProgress(current=current, total=total, current_item=item or None),
+                message=message, eta_seconds=eta_seconds, phase=ev.phase_of(progress),
             ))
         return job
 
@@ -428,7 +429,7 @@ class Repository:
         if job is not None:
             self._record(job, ev.Cancelled(
                 **self._base(job, now), cancelled_at=iso(now), reason=reason, cancelled_by=cancelled_by,
-                previous_status=job.previous_status, progress=job.progress,
+                previous_status=job.previous_status, progress=job.progress, message=ev.CANCEL_MESSAGES[reason],
             ), extra_room=cancelled_by)
         return job
 

@@ -15,7 +15,7 @@ from exportd.domain.events import events_json_schema
 from exportd.domain.options import dialog_defaults
 from exportd.domain.requests import ExportRequest
 from exportd.store.repository import iso
-from exportd.views import cancel_view, job_view
+from exportd.views import cancel_view, job_view, start_view
 
 router = APIRouter(tags=["exports"])
 JOB = "/projects/{project_id}/export/{job_id}"
@@ -27,7 +27,7 @@ async def start_export(project_id: str, user: CurrentUser, services: AppServices
                        body: ExportRequest | None = None) -> JSONResponse:
     job, created = await services.start_export(user.id, project_id, body or ExportRequest(), key)
     headers = {} if created else {"Idempotent-Replayed": "true"}
-    return JSONResponse(job_view(job), status_code=202, headers=headers)
+    return JSONResponse(start_view(job), status_code=202, headers=headers)
 
 
 @router.get("/projects/{project_id}/export/history")
