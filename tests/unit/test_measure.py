@@ -35,6 +35,7 @@ def square_expected(a: float) -> dict[str, float]:
         circularity=math.pi / 4, feret_max=a * math.sqrt(2), feret_min=a, feret_orthogonal=a * math.sqrt(2),
         feret_aspect_ratio=math.sqrt(2), major_axis_length=2 * a / math.sqrt(3), minor_axis_length=2 * a / math.sqrt(3),
         bounding_box_width=a, bounding_box_height=a, extent=1.0, compactness=4 / math.pi, convexity=1.0, solidity=1.0,
+        sphericity=math.sqrt(math.pi) / 2,
     )
 
 
@@ -44,6 +45,7 @@ def circle_expected(r: float) -> dict[str, float]:
         equivalent_diameter=2 * r, circularity=1.0, feret_max=2 * r, feret_min=2 * r, feret_orthogonal=2 * r,
         feret_aspect_ratio=1.0, major_axis_length=2 * r, minor_axis_length=2 * r, bounding_box_width=2 * r,
         bounding_box_height=2 * r, extent=math.pi / 4, compactness=1.0, convexity=1.0, solidity=1.0,
+        sphericity=1.0,
     )
 
 
@@ -59,6 +61,7 @@ def holed_rectangle_expected(w: float, h: float, s: float) -> dict[str, float]:
         major_axis_length=4 * math.sqrt(var_x), minor_axis_length=4 * math.sqrt(var_y),
         bounding_box_width=w, bounding_box_height=h, extent=area / (w * h),
         compactness=perimeter**2 / (4 * math.pi * area), convexity=1.0, solidity=area / (w * h),
+        sphericity=2 * math.sqrt(math.pi * area) / perimeter,
     )
 
 
@@ -75,7 +78,7 @@ def l_shape_expected(k: float) -> dict[str, float]:
         feret_aspect_ratio=1.5, major_axis_length=4 * math.sqrt(var - cov), minor_axis_length=4 * math.sqrt(var + cov),
         bounding_box_width=3 * k, bounding_box_height=3 * k, extent=area / (9 * k * k),
         compactness=perimeter**2 / (4 * math.pi * area), convexity=hull_perimeter / perimeter,
-        solidity=area / hull_area,
+        solidity=area / hull_area, sphericity=2 * math.sqrt(math.pi * area) / perimeter,
     )
 
 
@@ -116,6 +119,18 @@ def test_circularity_never_exceeds_one_and_ratios_are_consistent():
         assert m.compactness == pytest.approx(1 / m.circularity)
         assert m.feret_min <= m.feret_orthogonal <= m.feret_max
         assert 0 < m.convexity <= 1 + 1e-12 and 0 < m.solidity <= 1 + 1e-12
+        assert m.sphericity == pytest.approx(math.pi * m.equivalent_diameter / m.perimeter)
+        assert m.sphericity == pytest.approx(math.sqrt(m.circularity)) and 0 < m.sphericity <= 1
+
+
+def test_sphericity_is_one_for_a_circle_root_pi_over_two_for_a_square_and_falls_with_a_hole():
+    square, circle_shape, holed = (SHAPES[name][0] for name in ("square", "circle of 720 points",
+                                                                 "rectangle with a square hole"))
+    assert measure(circle_shape).sphericity == pytest.approx(1.0, abs=1e-4)
+    assert measure(square).sphericity == pytest.approx(0.886227, rel=1e-6)  # √π / 2
+    # 200 × 100 minus a 50 × 50 hole: A = 17,500, P = 600 (the hole's outline is not in P)
+    assert measure(holed).sphericity == pytest.approx(2 * math.sqrt(math.pi * 17_500) / 600, rel=1e-9)
+    assert measure(holed).sphericity < measure(Polygon(holed.exterior)).sphericity
 
 
 def one_cell_image(shape: Polygon, tmp_path) -> ImageData:

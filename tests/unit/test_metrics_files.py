@@ -4,6 +4,7 @@ and JSON with units, all with the same numbers."""
 from __future__ import annotations
 
 import csv
+import math
 import io
 import json
 import zipfile
@@ -17,7 +18,7 @@ DESIGN_COLUMNS = [
     "Area", "Perimeter", "Perimeter with Holes", "Equivalent Diameter", "Circularity", "Feret Diameter Max",
     "Feret Diameter Min", "Feret Diameter Orthogonal", "Feret Aspect Ratio", "Major Axis Length",
     "Minor Axis Length", "Bounding Box Width", "Bounding Box Height", "Extent", "Compactness", "Convexity",
-    "Solidity",
+    "Solidity", "Sphericity",
 ]
 LENGTHS = {"Perimeter", "Perimeter with Holes", "Equivalent Diameter", "Feret Diameter Max", "Feret Diameter Min",
            "Feret Diameter Orthogonal", "Major Axis Length", "Minor Axis Length", "Bounding Box Width",
@@ -134,3 +135,50 @@ def test_cells_with_holes_count_them_and_degenerate_polygons_have_no_row(run_exp
     (row,) = data["polygons"]
     assert (row["polygon"], row["holes"], row["area"], row["perimeterWithHoles"]) == (1, 1, 1500.0, 200.0)
     assert ctx.warnings == ["a.png: skipped 1 polygon with a self-intersecting outline (bow)"]
+
+
+def three_shapes(tmp_path) -> ProjectSnapshot:
+    """One image: a 60 × 60 square, a 720-point circle of radius 40, a 100 × 50 rectangle with a 20 × 20 hole."""
+    t = [2 * math.pi * k / 720 for k in range(720)]
+    polygons = (
+        PolygonData("square", "external", ((10.0, 10.0), (70.0, 10.0), (70.0, 70.0), (10.0, 70.0))),
+        PolygonData("circle", "external", tuple((150 + 40 * math.cos(a), 60 + 40 * math.sin(a)) for a in t)),
+        PolygonData("holed", "external", ((10.0, 120.0), (110.0, 120.0), (110.0, 170.0), (10.0, 170.0))),
+        PolygonData("hole", "internal", ((50.0, 135.0), (70.0, 135.0), (70.0, 155.0), (50.0, 155.0)), "holed"),
+    )
+    return ProjectSnapshot("p", "P", images=(ImageData("i", "a.png", 200, 200, tmp_path / "a.png", polygons),))
+
+
+def test_sphericity_is_in_every_metrics_format_and_the_summary_has_min_and_max_area(run_export, tmp_path):
+    book, rows, data = export_metrics(run_export, three_shapes(tmp_path))
+    expected = {"square": math.sqrt(math.pi) / 2, "circle": 1.0,
+                "holed": 2 * math.sqrt(math.pi * (100 * 50 - 20 * 20)) / 300}
+    sheet = list(book["Polygon Metrics"].values)
+    column = sheet[0].index("Sphericity")
+    assert rows[0][column] == "Sphericity"
+    for excel_row, csv_row, obj in zip(sheet[1:], rows[1:], data["polygons"], strict=True):
+        want = expected[excel_row[3]]
+        assert excel_row[column] == pytest.approx(want, rel=1e-4)
+        assert float(csv_row[column]) == excel_row[column] and obj["sphericity"] == excel_row[column]
+
+    summary = list(book["Summary"].values)
+    heads = list(summary[0])
+    assert heads[3:6] == ["Mean Area (px²)", "Min Area (px²)", "Max Area (px²)"]
+    assert "Mean Sphericity" in heads
+    areas = [row[sheet[0].index("Area (px²)")] for row in sheet[1:]]
+    circle_area = 720 / 2 * 40**2 * math.sin(2 * math.pi / 720)  # the 720-gon's, a little under π · 40²
+    assert min(areas) == 3600 and max(areas) == pytest.approx(circle_area, rel=1e-5)
+    for row in summary[1:]:  # the image, then all images: the same single image
+        assert row[4] == min(areas) and row[5] == max(areas)
+        assert row[heads.index("Mean Sphericity")] == pytest.approx(sum(expected.values()) / 3, rel=1e-4)
+    assert data["images"][0]["minArea"] == min(areas) and data["images"][0]["maxArea"] == max(areas)
+    assert data["allImages"]["minArea"] == min(areas) and data["allImages"]["sphericity"] == summary[-1][-1]
+
+
+def test_the_metrics_guide_defines_sphericity_and_the_summary_areas(run_export, project):
+    result = run_export(project, metrics_formats=["excel"], annotation_formats=[], include_original_images=False,
+                        include_visualizations=False)
+    with zipfile.ZipFile(result.path) as archive:
+        guide = archive.read("documentation/metrics_guide.md").decode()
+    assert "| Sphericity | – | 2√(πA)/P" in guide
+    assert "`Sphericity`" in guide and "smallest and largest Area" in guide

@@ -107,15 +107,19 @@ def write_metrics_guide(archive: ArchiveWriter, options: ExportOptions) -> None:
         "",
         "## Notes",
         "",
-        "- A is the Area column and P the Perimeter column. Circularity, Compactness and",
-        "  Convexity use the outer perimeter P, so a hole changes A but not P.",
+        "- A is the Area column and P the Perimeter column. Circularity, Compactness, Convexity",
+        "  and Sphericity use the outer perimeter P, so a hole changes A but not P.",
+        "- Sphericity is 2√(πA)/P, the perimeter of the circle of area A divided by P: 1 for a circle,",
+        "  √π/2 ≈ 0.886 for a square (it is the square root of Circularity).",
         "- Feret diameters are measured on the convex hull of the outline with rotating calipers.",
         "- Major and Minor Axis Length are those of the ellipse with the same second central",
         "  moments of area (scikit-image's `regionprops` definition), computed exactly from the polygon.",
         "- Lengths and areas are computed on the polygons as drawn, not on pixel masks, so they",
         "  may differ slightly from pixel-count measurements of the same cell.",
         '- `metrics.xlsx` has the sheets "Polygon Metrics" (one row per cell) and "Summary"'
-        " (per image: the number of cells and the mean of each metric; a last row over all images).",
+        " (per image: the number of cells, the mean of each metric, and the smallest and largest"
+        " Area beside the mean Area; a last row over all images). `metrics.json` has the same summary"
+        " under `images` and `allImages`, with `minArea` and `maxArea`.",
         "- In `metrics.csv`, text that a spreadsheet would run as a formula (starting with"
         " `=`, `+`, `-`, `@`, a tab or a carriage return) starts with `'`.",
         "",

@@ -4,7 +4,8 @@
 MultiPolygon). Lengths are in px, areas in px²; the caller scales them.
 
 * Perimeter is the length of the outer outline; Perimeter with Holes adds the
-  holes' outlines. Circularity, Compactness and Convexity use Perimeter.
+  holes' outlines. Circularity, Compactness, Convexity and Sphericity use
+  Perimeter.
 * Feret diameters come from rotating calipers on the convex hull: Max is the
   largest distance between two hull vertices, Min the smallest width between
   two parallel supporting lines, Orthogonal the width perpendicular to Max.
@@ -41,6 +42,7 @@ class Measures:
     compactness: float  #: P²/(4πA)
     convexity: float  #: hull perimeter / P
     solidity: float  #: A / hull area
+    sphericity: float  #: 2√(πA)/P = π · equivalent diameter / P = √circularity, 1 for a circle
 
     def values(self) -> tuple[float, ...]:
         return astuple(self)
@@ -76,6 +78,7 @@ def measure(shape: BaseGeometry) -> Measures:
         compactness=perimeter**2 / (4 * math.pi * area),
         convexity=float(hull.length) / perimeter,
         solidity=area / float(hull.area),
+        sphericity=min(1.0, 2 * math.sqrt(math.pi * area) / perimeter),
     )
 
 

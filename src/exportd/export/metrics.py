@@ -71,6 +71,8 @@ MEASURED = (
     Column("Compactness", "compactness", "ratio", "P²/(4πA) = 1 / Circularity"),
     Column("Convexity", "convexity", "ratio", "perimeter of the convex hull / P: 1 when convex"),
     Column("Solidity", "solidity", "ratio", "A / area of the convex hull: 1 when convex and without holes"),
+    Column("Sphericity", "sphericity", "ratio",
+           "2√(πA)/P = π × Equivalent Diameter / P: 1 for a circle (the square root of Circularity)"),
 )
 COLUMNS = IDENTITY + MEASURED
 assert len(MEASURED) == len(MEASURE_NAMES)
@@ -102,25 +104,40 @@ def image_rows(named: tuple[ImageData, str], scale: float | None) -> tuple[list[
 
 
 class Summary:
-    """Per-image cell counts and mean metrics, and the same over all images."""
+    """Per-image cell counts, the mean of each metric and the smallest and largest Area, and the
+    same over all images.
+
+    Columns: Image, Image ID, Polygons, Mean Area, Min Area, Max Area, then the mean of every other
+    metric (`keys` names them in metrics.json: `area`, `minArea`, `maxArea`, `perimeter`, …).
+    """
 
     def __init__(self, scale: float | None) -> None:
-        self.headings = ["Image", "Image ID", "Polygons", *(heading(c, scale, "Mean ") for c in MEASURED)]
+        area, *rest = MEASURED
+        self.headings = ["Image", "Image ID", "Polygons", heading(area, scale, "Mean "),
+                         heading(area, scale, "Min "), heading(area, scale, "Max "),
+                         *(heading(c, scale, "Mean ") for c in rest)]
+        self.keys = ["image", "imageId", "polygons", area.key, "minArea", "maxArea", *(c.key for c in rest)]
         self._count = 0
         self._sums = [0.0] * len(MEASURED)
+        self._areas: list[float] = []  #: the smallest and largest area so far
 
     def add(self, image: ImageData, file_name: str, rows: Sequence[Row]) -> Row:
         sums = [math.fsum(row[len(IDENTITY) + k] for row in rows) for k in range(len(MEASURED))]
+        areas = [row[len(IDENTITY)] for row in rows if row[len(IDENTITY)] is not None]
         self._count += len(rows)
         self._sums = [a + b for a, b in zip(self._sums, sums, strict=True)]
-        return (file_name, image.id, len(rows), *self._means(sums, len(rows)))
+        if areas:
+            self._areas = [min(areas + self._areas), max(areas + self._areas)]
+        return (file_name, image.id, len(rows), *self._values(sums, len(rows), areas))
 
     def overall(self) -> Row:
-        return ("All images", "", self._count, *self._means(self._sums, self._count))
+        return ("All images", "", self._count, *self._values(self._sums, self._count, self._areas))
 
     @staticmethod
-    def _means(sums: list[float], count: int) -> list[float | None]:
-        return [_significant(s / count) if count else None for s in sums]
+    def _values(sums: list[float], count: int, areas: list[float]) -> list[float | None]:
+        means = [_significant(s / count) if count else None for s in sums]
+        smallest, largest = (min(areas), max(areas)) if areas else (None, None)
+        return [means[0], smallest, largest, *means[1:]]
 
 
 class ExcelMetrics:
@@ -217,9 +234,8 @@ class JsonMetrics:
                     count += 1
                 images.append(summary.add(image, file_name, rows))
                 progress.done(f"JSON metrics: {image.name}", image.name)
-            summary_keys = ["image", "imageId", "polygons", *(c.key for c in MEASURED)]
-            tail = {"images": [dict(zip(summary_keys, row, strict=True)) for row in images]}
-            tail["allImages"] = dict(zip(summary_keys[2:], summary.overall()[2:], strict=True))
+            tail = {"images": [dict(zip(summary.keys, row, strict=True)) for row in images]}
+            tail["allImages"] = dict(zip(summary.keys[2:], summary.overall()[2:], strict=True))
             out.write(("\n  ],\n" if count else "],\n") + json.dumps(tail, ensure_ascii=False, indent=2)[2:])
             out.write("\n")
 
