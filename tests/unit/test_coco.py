@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import shapely
 from pycocotools import mask as mask_utils
+from PIL import Image as PILImage
 from pycocotools.coco import COCO
 from shapely.geometry import Polygon
 
@@ -123,18 +124,39 @@ def test_every_mask_has_the_area_and_shape_of_its_polygon_minus_holes(tmp_path, 
 
 def test_images_categories_and_annotations_refer_to_each_other_consistently(tmp_path, project):
     coco = export_coco(tmp_path, project)
-    assert [coco.imgs[i]["file_name"] for i in sorted(coco.imgs)] == [
-        f"images/{image.name}" for image in project.images
-    ]
+    assert [coco.imgs[i]["file_name"] for i in sorted(coco.imgs)] == [image.name for image in project.images]
     assert sorted(coco.imgs) == list(range(1, len(project.images) + 1))
     assert all((img["width"], img["height"]) == (512, 384) for img in coco.imgs.values())
-    assert coco.dataset["categories"] == [{"id": 1, "name": "cell", "supercategory": "cell"}]
+    # one class: the replaced platform's single category, as CVAT shows it
+    assert coco.dataset["categories"] == [{"id": 1, "name": "cell", "supercategory": "biological",
+                                           "color": [0, 255, 0]}]
     for image_id, image in enumerate(project.images, 1):
         assert len(coco.getAnnIds(imgIds=[image_id])) == len(image.externals())
-    for ann in coco.anns.values():
+    holed = {p.parent_id for image in project.images for p in image.polygons if p.kind == "internal"}
+    assert holed  # the fixture has a cell with a hole
+    for polygon_id, ann in annotations_by_polygon(coco, project).items():
         x, y, w, h = ann["bbox"]
         assert ann["iscrowd"] == 0 and ann["category_id"] == 1
         assert 0 <= x and 0 <= y and x + w <= 512 and y + h <= 384
+        assert ann["attributes"] == {"type": "external", "has_holes": polygon_id in holed}
+
+
+def test_with_the_zips_images_folder_as_root_every_file_name_opens(tmp_path, project):
+    out = tmp_path / "out"
+    out.mkdir()
+    options = ExportOptions(annotation_formats=["coco"], metrics_formats=[], include_visualizations=False,
+                            include_documentation=False)
+    result = build_export(project, options, out, job_id="job1", generated_at=GENERATED_AT, ctx=FakeContext())
+    unpacked = tmp_path / "unpacked"
+    with zipfile.ZipFile(result.path) as archive:
+        archive.extractall(unpacked)
+    coco = COCO(str(unpacked / "annotations/coco/annotations.json"))
+    root = unpacked / "images"  # what a COCO loader or CVAT is given as the image root
+    for image in coco.loadImgs(coco.getImgIds()):
+        path = root / image["file_name"]
+        assert path.is_file(), image["file_name"]
+        with PILImage.open(path) as opened:
+            assert opened.size == (image["width"], image["height"])
 
 
 def test_categories_follow_class_names_in_first_seen_order(tmp_path):
@@ -151,6 +173,8 @@ def test_categories_follow_class_names_in_first_seen_order(tmp_path):
     (tmp_path / "a.png").write_bytes(b"not read by the COCO writer")
     coco = export_coco(tmp_path, ProjectSnapshot("p", "P", images=(image,)))
     assert [(c["id"], c["name"]) for c in coco.dataset["categories"]] == [(1, "debris"), (2, "cell")]
+    assert {c["supercategory"] for c in coco.dataset["categories"]} == {"biological"}
+    assert coco.dataset["categories"][0]["color"] != coco.dataset["categories"][1]["color"]
     assert [coco.anns[i]["category_id"] for i in sorted(coco.anns)] == [1, 2, 1]
 
 

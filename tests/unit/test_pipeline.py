@@ -248,7 +248,7 @@ def test_selected_image_ids_restrict_every_part_of_the_export(project, out_dir):
         "images/spheroid_03.png",
     ]
     coco = read_json(result, "annotations/coco/annotations.json")
-    assert [i["file_name"] for i in coco["images"]] == ["images/spheroid_01.png", "images/spheroid_03.png"]
+    assert [i["file_name"] for i in coco["images"]] == ["spheroid_01.png", "spheroid_03.png"]
     data = read_json(result, "annotations/json/segmentation_data.json")
     assert [i["id"] for i in data["images"]] == ["img-1", "img-3"]
     assert read_json(result, "metadata.json")["imageCount"] == 2
@@ -260,7 +260,7 @@ def test_images_with_the_same_name_get_distinct_entries_that_coco_refers_to(proj
     result = export(ProjectSnapshot(project.id, project.name, images=images), out_dir)
     assert {"images/spheroid_01.png", "images/spheroid_01_2.png"} <= set(entries(result))
     coco = read_json(result, "annotations/coco/annotations.json")
-    assert [i["file_name"] for i in coco["images"]] == ["images/spheroid_01.png", "images/spheroid_01_2.png"]
+    assert [i["file_name"] for i in coco["images"]] == ["spheroid_01.png", "spheroid_01_2.png"]
 
 
 @pytest.mark.parametrize(

@@ -82,7 +82,7 @@ def test_label_files_share_the_stems_of_the_images_in_the_zip(run_export, tmp_pa
     files = yolo_files(result)
     assert {"a.txt", "a_2.txt", "b.txt"} <= set(files)
     coco = json.loads(zipfile.ZipFile(result.path).read("annotations/coco/annotations.json"))
-    assert [i["file_name"] for i in coco["images"]] == ["images/a.png", "images/a_2.jpg", "images/b.tif"]
+    assert [i["file_name"] for i in coco["images"]] == ["a.png", "a_2.jpg", "b.tif"]
 
 
 def test_holes_are_left_out_points_outside_are_clamped_and_empty_images_get_empty_files(

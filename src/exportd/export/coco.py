@@ -4,7 +4,14 @@ One annotation per external polygon. COCO polygons cannot carry holes, so a
 cell with holes is written as an uncompressed RLE mask (column-major, as
 pycocotools reads it) of the cell minus its holes; a cell without holes stays a
 polygon. Pixels are filled when their centre (x + 0.5, y + 0.5) lies inside,
-the convention pycocotools uses for polygons.
+the convention pycocotools uses for polygons. `iscrowd` stays 0 for a cell with
+holes (the replaced platform set it to 1, which COCO evaluation would ignore).
+
+As the replaced platform wrote it, and as CVAT reads it: an image's `file_name`
+is its own name (the image root a loader is given is the ZIP's `images/`),
+categories have `supercategory` "biological" and a display `color` (one class,
+by default "cell", is the platform's single category), and each annotation has
+`attributes {type, has_holes}`.
 
 The file is streamed: the images first, then the annotations image by image,
 so a large project never holds every annotation in memory.
@@ -27,6 +34,16 @@ if TYPE_CHECKING:
     from exportd.domain.options import ExportOptions
     from exportd.export.context import StepContext
     from exportd.export.formats import Group, ItemProgress
+
+
+SUPERCATEGORY = "biological"
+#: display colours of categories 1, 2, …: the replaced platform's green first, then repeating
+COLORS = ((0, 255, 0), (255, 0, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255), (0, 255, 255), (255, 128, 0),
+          (128, 0, 255))
+
+
+def category_color(number: int) -> list[int]:
+    return list(COLORS[(number - 1) % len(COLORS)])
 
 
 class CocoWriter:
@@ -56,10 +73,12 @@ class CocoWriter:
             },
             "licenses": [],
             "categories": [
-                {"id": number, "name": name, "supercategory": "cell"} for name, number in categories.items()
+                {"id": number, "name": name, "supercategory": SUPERCATEGORY, "color": category_color(number)}
+                for name, number in categories.items()
             ],
             "images": [
-                {"id": n, "file_name": f"images/{names[i.id]}", "width": i.width, "height": i.height}
+                {"id": n, "file_name": names[i.id], "width": i.width, "height": i.height,
+                 "date_captured": archive.generated_at.isoformat()}
                 for n, i in enumerate(project.images, 1)
             ],
         }
@@ -127,6 +146,7 @@ def _annotation(image: ImageData, cell: Cell, categories: dict[str, int]) -> dic
         "area": round(float(cell.shape.area), 2),
         "bbox": [round(float(v), 2) for v in (x0, y0, x1 - x0, y1 - y0)],
         "iscrowd": 0,
+        "attributes": {"type": "external", "has_holes": bool(cell.holes)},
     }
 
 

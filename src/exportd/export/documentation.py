@@ -69,6 +69,7 @@ def write_readme(archive: ArchiveWriter, project: ProjectSnapshot, options: Expo
         lines.append(
             "- COCO: one annotation per cell. COCO polygons cannot carry holes, so a cell"
             " with holes is an uncompressed RLE mask (`iscrowd` 0) of the cell minus its holes."
+            " An image's `file_name` is its name in `images/`: give `images/` as the image root."
         )
     if "yolo" in options.annotation_formats:
         lines += [
