@@ -341,7 +341,7 @@ async def test_the_event_schema_formats_and_api_documents_are_published(served):
         assert {"jobId", "projectId", "userId", "seq", "status", "timestamp"} <= set(event_schema["properties"]), name
     assert events["export:cancelled"]["properties"].keys() >= {"cancelledAt", "reason", "previousStatus"}
     assert formats.status_code == 200
-    assert {entry["name"] for entry in formats.json()["annotations"]} >= {"coco", "json"}
+    assert {entry["name"] for entry in formats.json()["annotations"]} >= {"coco", "json", "masks", "geojson"}
     assert defaults.status_code == 200
     assert defaults.json()["options"] == ExportOptions().to_json()  # what an export that names no options gets
     assert defaults.json()["controls"]["fontSize"] == {"min": 10, "max": 50, "step": 2}

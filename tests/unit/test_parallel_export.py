@@ -18,7 +18,7 @@ from exportd.export.source import ImageData, ProjectSnapshot
 
 EVERYTHING = dict(
     include_original_images=True, include_visualizations=True, include_documentation=True,
-    annotation_formats=["coco", "yolo", "json"], metrics_formats=["excel", "csv", "json"],
+    annotation_formats=["coco", "yolo", "json", "masks", "geojson"], metrics_formats=["excel", "csv", "json"],
 )
 
 
@@ -56,7 +56,7 @@ def test_a_pool_gives_the_same_zip_as_working_inline(run_export, make_project, m
     for name in inline:
         assert pooled[name] == inline[name], name
     assert ctx.percents == sorted(ctx.percents) and ctx.percents[-1] == 100
-    assert ctx.items == 12 * (1 + 1 + 3 + 3) + 3 + 1
+    assert ctx.items == 12 * (1 + 1 + 5 + 3) + 3 + 1
 
 
 @pytest.mark.parametrize("cancel_after", [3, 15, 30, 50, 80])

@@ -292,6 +292,8 @@ def test_available_formats_describe_every_registered_writer_and_feature():
         ("coco", "annotations/coco/annotations.json"),
         ("yolo", "annotations/yolo/"),
         ("json", "annotations/json/segmentation_data.json"),
+        ("masks", "masks/"),
+        ("geojson", "annotations/geojson/"),
     ]
     assert [(w["name"], w["path"]) for w in described["metrics"]] == [
         ("excel", "metrics/metrics.xlsx"),

@@ -3,7 +3,7 @@
 // are the server's (`GET /api/export/defaults`, from src/exportd/domain/options.py);
 // nothing here repeats them. Pure: the DOM code reads the form into `FormValues`.
 
-export const ANNOTATION_FORMATS = ["coco", "yolo", "json"];
+export const ANNOTATION_FORMATS = ["coco", "yolo", "json", "masks", "geojson"];
 export const METRICS_FORMATS = ["excel", "csv", "json"];
 
 /**

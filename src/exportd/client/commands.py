@@ -27,7 +27,7 @@ def _command(function):
 err_console = Console(stderr=True)
 
 EXIT_INTERRUPTED = 130  #: 128 + SIGINT, what shells report for Ctrl-C
-ANNOTATION_FORMATS = ("coco", "yolo", "json")
+ANNOTATION_FORMATS = ("coco", "yolo", "json", "masks", "geojson")
 METRICS_FORMATS = ("excel", "csv", "json")
 ProjectOption = Annotated[str | None, typer.Option(
     "--project", "-p", help="The job's project (default: remembered from `exportd export`, else looked up).")]
@@ -175,7 +175,7 @@ def export(
     project_id: Annotated[str, typer.Argument(help="The project to export (see `exportd projects`).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the ZIP (a file, or a folder).")],
     annotations: Annotated[str | None, typer.Option(
-        help="Annotation formats, comma-separated: coco,yolo,json (or none). Default: coco,json.")] = None,
+        help="Annotation formats, comma-separated: coco,yolo,json,masks,geojson (or none). Default: coco,json.")] = None,
     metrics: Annotated[str | None, typer.Option(
         help="Metrics formats, comma-separated: excel,csv,json (or none). Default: excel.")] = None,
     images: Annotated[bool, typer.Option("--images/--no-images", help="Include the original images.")] = True,

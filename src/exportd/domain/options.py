@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-AnnotationFormat = Literal["coco", "yolo", "json"]
+AnnotationFormat = Literal["coco", "yolo", "json", "masks", "geojson"]
 MetricsFormat = Literal["excel", "csv", "json"]
 
 HEX_COLOR = r"^#[0-9a-fA-F]{6}$"

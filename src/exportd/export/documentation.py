@@ -80,6 +80,18 @@ def write_readme(archive: ArchiveWriter, project: ProjectSnapshot, options: Expo
             " `images/`: move the `.txt` files there (`mkdir labels && mv annotations/yolo/*.txt labels/`);"
             " `data.yaml` already points `train` and `val` at `images`.",
         ]
+    if "masks" in options.annotation_formats:
+        lines.append(
+            "- Masks: `masks/<image stem>.tif` is an instance label image the size of its image (16-bit,"
+            " 32-bit past 65,535 cells): 0 is the background and holes, n the pixels of cell n (the"
+            " numbers of the visualizations and metrics). Cellpose and StarDist train on these."
+        )
+    if "geojson" in options.annotation_formats:
+        lines.append(
+            "- GeoJSON: `annotations/geojson/<image stem>.geojson` is a FeatureCollection of the image's"
+            " cells (Polygon features with their holes, classified by class name) in pixel coordinates;"
+            " in QuPath, open the image and use File > Import objects (or drag the file onto the image)."
+        )
     if options.metrics_formats:
         lines.append(
             "- Metrics: one row per cell (holes subtracted), numbered as on the visualizations;"

@@ -19,7 +19,9 @@ from exportd.domain.options import ExportOptions
 from exportd.export.archive import ArchiveWriter
 from exportd.export.coco import CocoWriter
 from exportd.export.context import StepContext
+from exportd.export.geojson import GeoJsonWriter
 from exportd.export.json_format import JsonWriter
+from exportd.export.masks import MasksWriter
 from exportd.export.metrics import CsvMetrics, ExcelMetrics, JsonMetrics
 from exportd.export.source import ProjectSnapshot
 from exportd.export.workers import Workers
@@ -52,7 +54,9 @@ class FormatWriter(Protocol):
         """Write this format for `project.images` (already the selected ones), one item per image."""
 
 
-ANNOTATION_WRITERS: dict[str, FormatWriter] = {w.name: w for w in (CocoWriter(), YoloWriter(), JsonWriter())}
+ANNOTATION_WRITERS: dict[str, FormatWriter] = {
+    w.name: w for w in (CocoWriter(), YoloWriter(), JsonWriter(), MasksWriter(), GeoJsonWriter())
+}
 METRICS_WRITERS: dict[str, FormatWriter] = {w.name: w for w in (ExcelMetrics(), CsvMetrics(), JsonMetrics())}
 WRITERS: dict[Group, dict[str, FormatWriter]] = {
     "annotations": ANNOTATION_WRITERS,
