@@ -28,7 +28,7 @@ from exportd.export.formats import ANNOTATION_WRITERS, FEATURES, METRICS_WRITERS
 from exportd.imports.batch import Existing, NewImage, Upload, prepare
 from exportd.security import Passwords, Tokens
 from exportd.segmentation import polygon_rows
-from exportd.storage import LocalStorage
+from exportd.storage import LocalStorage, WriteProbe
 from exportd.store.repository import Repository
 from exportd.store.uow import Store
 
@@ -59,6 +59,7 @@ class Services:
         self.store = store
         self.storage = storage
         self.settings = settings
+        self.write_probe = WriteProbe([storage.root, settings.exports_dir])  #: can an export be written?
         self.passwords = Passwords(fast=settings.password_hash_fast)
         self.tokens = Tokens(settings.secret_key, access_seconds=settings.access_token_seconds,
                              download_seconds=settings.download_token_seconds)
@@ -223,6 +224,8 @@ class Services:
         _check_formats(options.annotation_formats, options.metrics_formats, options.include_visualizations)
         fingerprint = _fingerprint(project_id, request)
         limit = self.settings.max_active_exports_per_user
+        if self.write_probe.stale:  # a job that cannot write its ZIP is refused now, not failed later
+            await asyncio.to_thread(self.write_probe.require_writable)
 
         def admit(repo: Repository) -> tuple[Row, bool]:
             project = _visible_project(repo, user_id, project_id)

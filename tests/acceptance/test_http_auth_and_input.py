@@ -206,8 +206,8 @@ async def test_malformed_and_oversized_bodies_are_refused_in_the_error_shape(ser
     assert assert_error(a_list, 400, "BAD_REQUEST")["field"] == "body"
     assert assert_error(a_string, 400, "BAD_REQUEST")["error"].startswith("body: ")
     assert len(huge) > limit
-    assert_error(declared, 413, "BAD_REQUEST")
-    assert_error(chunked, 413, "BAD_REQUEST")
+    assert_error(declared, 413, "PAYLOAD_TOO_LARGE")
+    assert_error(chunked, 413, "PAYLOAD_TOO_LARGE")
     assert assert_error(bad_query, 400, "BAD_REQUEST")["field"] == "limit"
     assert assert_error(zero_limit, 400, "BAD_REQUEST")["field"] == "limit"
     assert history == []

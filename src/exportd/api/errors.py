@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from exportd.domain import errors
+from exportd.faults import storage_fault, store_fault
 from exportd.views import error_view
 
 log = logging.getLogger(__name__)
@@ -21,8 +22,10 @@ STATUS_BY_CODE = {
     "NOT_FOUND": 404,
     "CONFLICT": 409,
     "GONE": 410,
+    "PAYLOAD_TOO_LARGE": 413,
     "RATE_LIMIT_EXCEEDED": 429,
     "INTERNAL_ERROR": 500,
+    "SERVICE_UNAVAILABLE": 503,
 }
 CODE_BY_STATUS = {status: code for code, status in STATUS_BY_CODE.items()}
 
@@ -44,14 +47,30 @@ def describe_validation(error: RequestValidationError) -> tuple[str, str]:
     return (f"{field}: {message}" if field else message), field
 
 
+def domain_response(error: errors.ExportdError) -> JSONResponse:
+    headers = None
+    if isinstance(error, (errors.TooManyActiveExports, errors.ServiceUnavailable)):
+        headers = {"Retry-After": str(error.retry_after)}
+    elif isinstance(error, errors.Unauthorized):
+        headers = {"WWW-Authenticate": "Bearer"}
+    return JSONResponse(error_view(error), status_code=STATUS_BY_CODE[error.code], headers=headers)
+
+
+def unavailable(error: BaseException) -> errors.ServiceUnavailable | None:
+    """The 503 for a full or read-only disk or database met outside the storage and the store."""
+    if storage_fault(error):
+        return errors.StorageUnavailable()
+    if store_fault(error):
+        return errors.StoreUnavailable()
+    return None
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.ExportdError)
     async def _domain(request: Request, error: errors.ExportdError) -> JSONResponse:
-        status = 413 if isinstance(error, errors.PayloadTooLarge) else STATUS_BY_CODE[error.code]
-        headers = {"Retry-After": str(error.retry_after)} if isinstance(error, errors.TooManyActiveExports) else None
-        if isinstance(error, errors.Unauthorized):
-            headers = {"WWW-Authenticate": "Bearer"}
-        return JSONResponse(error_view(error), status_code=status, headers=headers)
+        if isinstance(error, errors.ServiceUnavailable):
+            log.warning("%s %s: %s (%r)", request.method, request.url.path, error.message, error.__cause__)
+        return domain_response(error)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -66,5 +85,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        translated = unavailable(error)
+        if translated is not None:  # e.g. a request body spooled to a full temporary folder
+            log.warning("%s %s: %s (%r)", request.method, request.url.path, translated.message, error)
+            return domain_response(translated)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "Internal server error", "INTERNAL_ERROR")

@@ -58,7 +58,7 @@ class BodyLimit:
 
 async def _refuse(send: Send, limit: int) -> None:
     body = json.dumps({"success": False, "error": f"The request body is larger than {limit} bytes.",
-                       "code": "BAD_REQUEST"}).encode()
+                       "code": "PAYLOAD_TOO_LARGE"}).encode()
     await send({"type": "http.response.start", "status": 413,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                             (b"connection", b"close")]})

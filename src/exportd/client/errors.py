@@ -13,6 +13,7 @@
     ├── Gone                           410
     │   └── ExportGone                 download of a cancelled, expired or discarded export
     ├── TooManyActiveExports           429, alias RateLimited, with `retry_after`
+    ├── ServiceUnavailable             503: storage or database full or unreachable, with `retry_after`
     └── ClientError                    no usable answer from the server
         ├── ServerError                5xx, or an answer that is not the contract's
         ├── ConnectionFailed           the server could not be reached
@@ -40,6 +41,7 @@ from exportd.domain.errors import (
     JobNotFound,
     NotFound,
     PayloadTooLarge,
+    ServiceUnavailable,
     TooManyActiveExports,
     Unauthorized,
 )
@@ -78,12 +80,15 @@ BY_CODE: dict[str, type[ExportdError]] = {
     "NOT_FOUND": NotFound,
     "CONFLICT": Conflict,
     "GONE": Gone,
+    "PAYLOAD_TOO_LARGE": PayloadTooLarge,
     "RATE_LIMIT_EXCEEDED": TooManyActiveExports,
+    "SERVICE_UNAVAILABLE": ServiceUnavailable,
     "INTERNAL_ERROR": ServerError,
 }
 
 CODE_BY_STATUS = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND", 409: "CONFLICT",
-                  410: "GONE", 413: "BAD_REQUEST", 422: "BAD_REQUEST", 429: "RATE_LIMIT_EXCEEDED"}
+                  410: "GONE", 413: "PAYLOAD_TOO_LARGE", 422: "BAD_REQUEST", 429: "RATE_LIMIT_EXCEEDED",
+                  503: "SERVICE_UNAVAILABLE"}
 
 
 def error_from(status_code: int, body: Any, *, retry_after: str | None = None,
@@ -103,9 +108,9 @@ def error_from(status_code: int, body: Any, *, retry_after: str | None = None,
         cls = PayloadTooLarge
     if cls is BadRequest and str(details.get("field", "")).startswith("options"):
         cls = InvalidOptions
-    if cls is TooManyActiveExports:
+    if cls in (TooManyActiveExports, ServiceUnavailable):
         details.pop("retryAfter", None)
-        error: ExportdError = TooManyActiveExports(message, retry_after=_seconds(retry_after, body), **details)
+        error: ExportdError = cls(message, retry_after=_seconds(retry_after, body), **details)
     else:
         error = cls(message or f"The server answered {status_code}.", **details)
     error.code = code
@@ -128,5 +133,5 @@ __all__ = [
     "BadRequest", "ClientError", "Conflict", "ConnectionFailed", "ExportGone", "ExportNotCancellable",
     "ExportNotReady", "ExportStillActive", "ExportdError", "FinishedBeforeCancel", "Forbidden", "Gone",
     "IncompleteDownload", "InvalidOptions", "JobNotFound", "NotFound", "PayloadTooLarge", "RateLimited",
-    "ServerError", "TooManyActiveExports", "Unauthorized", "error_from",
+    "ServerError", "ServiceUnavailable", "TooManyActiveExports", "Unauthorized", "error_from",
 ]

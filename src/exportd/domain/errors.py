@@ -3,7 +3,8 @@
     ExportdError
     ├── BadRequest            invalid input the client can fix
     │   ├── InvalidOptions
-    │   └── UnknownImages
+    │   ├── UnknownImages
+    │   └── PayloadTooLarge   (code PAYLOAD_TOO_LARGE)
     ├── Unauthorized          no, forged or expired credentials
     │   └── InvalidCredentials
     ├── Forbidden             visible, but not yours to change
@@ -20,7 +21,10 @@
     │   └── IdempotencyKeyReused
     ├── Gone                  it existed, and is no more
     │   └── ExportGone
-    └── TooManyActiveExports  the per-user limit is reached
+    ├── TooManyActiveExports  the per-user limit is reached
+    └── ServiceUnavailable    exportd cannot write now; the request may be retried later
+        ├── StorageUnavailable  the disk is full or read-only
+        └── StoreUnavailable    the database is full, read-only or unreachable
 
 Each error carries a ``code`` from the contract; ``api/errors.py`` maps codes to
 HTTP statuses and the SDK maps them back to these classes.
@@ -58,6 +62,8 @@ class UnknownImages(BadRequest):
 
 class PayloadTooLarge(BadRequest):
     """The request body is too large."""
+
+    code = "PAYLOAD_TOO_LARGE"
 
 
 class Unauthorized(ExportdError):
@@ -142,6 +148,24 @@ class TooManyActiveExports(ExportdError):
     def __init__(self, message: str | None = None, *, retry_after: int = 5, **details: Any) -> None:
         super().__init__(message, retryAfter=retry_after, **details)  # body fields are camelCase
         self.retry_after = retry_after
+
+
+class ServiceUnavailable(ExportdError):
+    """The service cannot take this request now; try again later."""
+
+    code = "SERVICE_UNAVAILABLE"
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 30, **details: Any) -> None:
+        super().__init__(message, retryAfter=retry_after, **details)
+        self.retry_after = retry_after
+
+
+class StorageUnavailable(ServiceUnavailable):
+    """Storage is full or read-only; nothing was saved. Try again later."""
+
+
+class StoreUnavailable(ServiceUnavailable):
+    """The database is full or unavailable; nothing was saved. Try again later."""
 
 
 def error_classes() -> dict[str, type[ExportdError]]:

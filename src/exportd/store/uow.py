@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,10 +35,13 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
+from exportd.domain.errors import StoreUnavailable
 from exportd.domain.events import EventRecord
+from exportd.faults import store_fault
 from exportd.store.repository import Repository
 from exportd.store.writer import GroupWriter
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 READERS = 4
 Listener = Callable[[Sequence[EventRecord]], Awaitable[None] | None]
@@ -119,14 +123,26 @@ class Store:
     async def apply(self, work: Callable[[Repository], T]) -> T:
         """Run `work(repo)` as one write transaction; publish its events once it committed."""
         events: list[EventRecord] = []
-        result = await self._backend.run(work, write=True, events=events)
+        try:
+            result = await self._backend.run(work, write=True, events=events)
+        except Exception as error:
+            if store_fault(error):
+                log.warning("the store cannot take a transaction: %r", getattr(error, "orig", error))
+                raise StoreUnavailable() from error
+            raise
         if events:
             await asyncio.shield(self.publish(events))  # committed: its events go out even if we are cancelled
         return result
 
     async def query(self, work: Callable[[Repository], T]) -> T:
         """Run `work(repo)` as one read transaction."""
-        return await self._backend.run(work, write=False, events=[])
+        try:
+            return await self._backend.run(work, write=False, events=[])
+        except Exception as error:
+            if store_fault(error):
+                log.warning("the store cannot take a transaction: %r", getattr(error, "orig", error))
+                raise StoreUnavailable() from error
+            raise
 
     async def publish(self, records: Sequence[EventRecord]) -> None:
         """Hand committed events to each listener in turn; an async listener is awaited."""
@@ -137,6 +153,10 @@ class Store:
 
     async def ping(self) -> None:
         await self.query(lambda repo: repo.ping())
+
+    async def probe_write(self) -> None:
+        """A write transaction that needs a fresh page and commits: fails as StoreUnavailable when nothing can."""
+        await self.apply(lambda repo: repo.probe_write())
 
     async def close(self) -> None:
         await self._backend.close()

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from exportd.domain.errors import ExportdError, ServiceUnavailable
+from exportd.views import error_view
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["system"])
 
@@ -16,12 +24,25 @@ async def healthz() -> dict:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
+    """Ready when the store answers and takes a write, and the storage and export folders take a file."""
     runtime = request.app.state.runtime
-    try:
-        await runtime.store.ping()
-    except Exception as error:  # readiness reports, it does not raise
-        return JSONResponse({"status": "unavailable", "error": str(error)}, status_code=503)
-    return JSONResponse({"status": "ready", "engine": runtime.engine_name})
+    checks: dict[str, str] = {}
+    for name, probe in (("store", runtime.store.probe_write),
+                        ("storage", lambda: asyncio.to_thread(runtime.services.write_probe.check))):
+        try:
+            await probe()
+            checks[name] = "ok"
+        except ExportdError as error:
+            checks[name] = error.message
+        except Exception:  # readiness reports, it does not raise; the details go to the log
+            log.exception("readiness check %s failed", name)
+            checks[name] = "failed"
+    if all(state == "ok" for state in checks.values()):
+        return JSONResponse({"status": "ready", "engine": runtime.engine_name, "checks": checks})
+    error = ServiceUnavailable("exportd cannot take writes now: " +
+                               "; ".join(f"{name}: {state}" for name, state in checks.items() if state != "ok"))
+    return JSONResponse({**error_view(error), "status": "unavailable", "checks": checks}, status_code=503,
+                        headers={"Retry-After": str(error.retry_after)})
 
 
 @router.get("/metrics")
