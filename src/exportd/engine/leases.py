@@ -65,8 +65,8 @@ class Reaper:
         overdue = await self.store.query(lambda repo: repo.overdue_jobs(started_before))
         changed = 0
         for job in overdue:
-            cancelled = await self.store.apply(
-                lambda repo, job_id=job.id: repo.cancel(job_id, reason=CancelReason.TIMEOUT, cancelled_by=None))
+            cancelled = await self.store.apply(lambda repo, job=job: repo.cancel(
+                job.id, reason=CancelReason.TIMEOUT, cancelled_by=None, attempt=job.attempt))
             changed += cancelled is not None
         return changed
 

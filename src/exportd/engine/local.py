@@ -193,15 +193,17 @@ class LocalEngine:
             if running.stop.is_set():
                 continue  # the pipeline stops at its next item
             now = time.monotonic()
-            if now >= deadline:
-                await self.store.apply(
-                    lambda repo: repo.cancel(running.job_id, reason=CancelReason.TIMEOUT, cancelled_by=None))
+            if now >= deadline:  # this attempt's time limit: fenced, a later attempt has its own
+                await self.store.apply(lambda repo: repo.cancel(
+                    running.job_id, reason=CancelReason.TIMEOUT, cancelled_by=None, attempt=running.attempt))
                 await self._check_still_ours(running)
-            elif running.latest is not None and running.latest is not written:
-                written, last_renewal = running.latest, now  # a progress write renews the lease too
-                if not await self._write_progress(running, written, now):
-                    await self._check_still_ours(running)
-            elif now - last_renewal >= settings.lease_seconds / 3:
+                continue
+            if running.latest is not None and running.latest is not written:
+                written = running.latest
+                if await self._write_progress(running, written, now):
+                    last_renewal = now  # a progress write renews the lease too; a refused one does not
+                    continue
+            if now - last_renewal >= settings.lease_seconds / 3:
                 last_renewal = now
                 renewed = await self.store.apply(lambda repo: repo.renew_lease(
                     running.job_id, running.attempt, lease_seconds=settings.lease_seconds))

@@ -59,7 +59,8 @@ def iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-_GUARD_PARAMS = {"owner": "guard_user_id", "project": "guard_project_id", "lease_expired": "guard_lease_before"}
+_GUARD_PARAMS = {"owner": "guard_user_id", "project": "guard_project_id", "lease_expired": "guard_lease_before",
+                 "held_by": "guard_attempt"}
 
 
 def download_path(project_id: str, job_id: str) -> str:
@@ -354,7 +355,7 @@ class Repository:
 
     def claim(self, job_id: str, *, lease_seconds: float) -> Row | None:
         now = utcnow()
-        job = self._transition(CLAIM, job_id, now, started_at=now,
+        job = self._transition(CLAIM, job_id, now, started_at=now, progress=0.0,  # each attempt starts again
                                lease_expires_at=now + timedelta(seconds=lease_seconds), attempt=None)
         if job is not None:
             estimate = self._run(sql.LAST_PROCESSING_TIME, {"project_id": job.project_id}).scalar()
@@ -416,21 +417,24 @@ class Repository:
         now = utcnow()
         guards = {} if lease_expired_before is None else {"lease_expired": lease_expired_before}
         job = self._transition(REQUEUE, job_id, now, fence=attempt, guards=guards, lease_expires_at=None,
-                               stage=None, message="Waiting to be retried")
+                               progress=0.0, stage=None, message="Waiting to be retried")
         if job is not None:
             self._record(job, ev.Queued(**self._base(job, now), queued_at=iso(now),
                                         position=self.queue_position(job), attempt=job.attempt))
         return job
 
     def cancel(self, job_id: str, *, reason: CancelReason, cancelled_by: str | None,
-               user_id: str | None = None, project_id: str | None = None) -> Row | None:
-        """Cancel a pending or processing job; with `user_id`/`project_id`, only if it is theirs."""
+               user_id: str | None = None, project_id: str | None = None, attempt: int | None = None) -> Row | None:
+        """Cancel a pending or processing job; with `user_id`/`project_id`, only if it is theirs; with
+        `attempt` (a time limit, judged on one attempt's start), only while that attempt still holds it."""
         now = utcnow()
-        guards = {}
+        guards: dict[str, Any] = {}
         if user_id is not None:
             guards["owner"] = user_id
         if project_id is not None:
             guards["project"] = project_id
+        if attempt is not None:
+            guards["held_by"] = attempt
         job = self._transition(CANCEL, job_id, now, guards=guards, cancelled_at=now, reason=reason.value,
                                cancelled_by=cancelled_by, previous_status=None, lease_expires_at=None,
                                message="Export cancelled")

@@ -22,6 +22,9 @@ GUARDS = {
     "project": jobs.c.project_id == bindparam("guard_project_id"),
     "lease_expired": jobs.c.lease_expires_at < bindparam("guard_lease_before"),
     "progress_not_above": jobs.c.progress <= bindparam("new_progress"),
+    #: fences a transition that is not always a worker's: that attempt still holds the job (a requeued job is
+    #: pending with its last attempt's number, and no attempt holds it)
+    "held_by": and_(jobs.c.attempt == bindparam("guard_attempt"), jobs.c.status == JobStatus.PROCESSING.value),
 }
 
 #: SET values computed from the row itself rather than passed in
