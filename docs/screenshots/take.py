@@ -56,12 +56,12 @@ def take(server: Server, page) -> None:
     by("export-start").click()
     first = server.the_job(account)["id"]
     server.held(first, "item")
-    expect(by("export-status")).to_contain_text("processing", timeout=TIMEOUT_MS)
+    expect(by("export-status")).to_contain_text("Processing", timeout=TIMEOUT_MS)
     expect(by("export-message")).to_contain_text("left", timeout=TIMEOUT_MS)  # stage, message and ETA
     shoot(page, "03-progress.png")
 
     by("export-cancel").click()
-    expect(by("export-status")).to_contain_text("cancelled", timeout=TIMEOUT_MS)
+    expect(by("export-status")).to_contain_text("Cancelled", timeout=TIMEOUT_MS)
     server.release_all()  # let the held pipeline see the cancel; later jobs are not held
     assert server.settled(account, first)["status"] == "cancelled"
     expect(by(f"history-row-{first}")).to_have_attribute("data-status", "cancelled", timeout=TIMEOUT_MS)
@@ -73,7 +73,7 @@ def take(server: Server, page) -> None:
     second = wait_for(lambda: next((job["id"] for job in server.jobs(account) if job["id"] != first), None),
                       message="the second export to start")
     assert server.settled(account, second)["status"] == "completed"
-    expect(by("export-status")).to_contain_text("completed", timeout=TIMEOUT_MS)
+    expect(by("export-status")).to_contain_text("Completed", timeout=TIMEOUT_MS)
     page.wait_for_function("id => window.__exportd.state.jobs[id]?.download === 'done'", arg=second,
                            timeout=TIMEOUT_MS)
     expect(by(f"history-row-{second}")).to_have_attribute("data-status", "completed", timeout=TIMEOUT_MS)

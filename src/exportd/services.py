@@ -31,6 +31,7 @@ from exportd.segmentation import polygon_rows
 from exportd.storage import LocalStorage, WriteProbe
 from exportd.store.repository import Repository
 from exportd.store.uow import Store
+from exportd.thumbnails import make_thumbnail, thumbnail_key
 
 MAX_SEQ = 2**63 - 1  #: the largest seq a store column holds; asking for events after more is asking after it
 
@@ -202,6 +203,25 @@ class Services:
             raise
         return Imported(rows, prepared.skipped, prepared.warnings, sum(new.cells for new in prepared.new))
 
+    async def thumbnail(self, user_id: str, project_id: str, image_id: str) -> Path:
+        """The file of an image's thumbnail, made on first use; only for a project the user sees."""
+        def read(repo: Repository) -> Row:
+            _visible_project(repo, user_id, project_id)
+            image = repo.image(project_id, image_id)
+            if image is None:
+                raise errors.ImageNotFound()
+            return image
+
+        image = await self.store.query(read)
+        path = self.storage.path(thumbnail_key(project_id, image_id))
+        if not path.is_file():
+            try:
+                data = await asyncio.to_thread(make_thumbnail, self.storage.path(image.storage_key))
+            except (OSError, ValueError, Image.DecompressionBombError) as error:
+                raise errors.ImageNotFound("The image's file cannot be read.") from error
+            await asyncio.to_thread(self.storage.save, thumbnail_key(project_id, image_id), data)
+        return path
+
     async def set_segmentation(self, user_id: str, project_id: str, image_id: str,
                                polygons: Sequence[PolygonIn]) -> int:
         rows = polygon_rows(polygons)
@@ -282,10 +302,10 @@ class Services:
         raise errors.ExportNotCancellable(f"The export already {job.status}; it can no longer be cancelled.",
                                           job=job)
 
-    async def history(self, user_id: str, project_id: str, limit: int) -> Sequence[Row]:
+    async def history(self, user_id: str, project_id: str, limit: int, offset: int = 0) -> Sequence[Row]:
         def read(repo: Repository) -> Sequence[Row]:
             _visible_project(repo, user_id, project_id)
-            return repo.history(user_id, project_id, limit)
+            return repo.history(user_id, project_id, limit, offset)
 
         return await self.store.query(read)
 

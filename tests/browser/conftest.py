@@ -72,7 +72,7 @@ def downloads(tmp_path) -> Downloads:
 
 @pytest.fixture
 def context(browser, downloads):
-    context = browser.new_context(accept_downloads=True)
+    context = browser.new_context(accept_downloads=True, locale="en-US")
     context.on("page", lambda page: page.on("download", downloads.record))
     yield context
     context.close()

@@ -57,7 +57,7 @@ def ui_job(page: Page, job_id: str) -> dict | None:
 
 def settled_in_ui(page: Page, job_id: str, status: str) -> dict:
     """Wait until the page shows `status` as final for the job and has decided what follows it."""
-    expect(page.get_by_test_id("export-status")).to_contain_text(status, timeout=TIMEOUT_MS)
+    expect(page.get_by_test_id("export-status")).to_have_attribute("data-status", status, timeout=TIMEOUT_MS)
     page.wait_for_function("""([id, status]) => {
         const job = window.__exportd.state.jobs[id];
         return job && job.terminal && job.status === status && job.settled
@@ -107,7 +107,7 @@ def test_cancel_in_the_last_moments_before_completion_downloads_nothing(server, 
     account, job_id = held_export(server, page, "before_complete")
 
     page.get_by_test_id("export-cancel").click()
-    expect(page.get_by_test_id("export-status")).to_contain_text("cancelled", timeout=TIMEOUT_MS)
+    expect(page.get_by_test_id("export-status")).to_contain_text("Cancelled", timeout=TIMEOUT_MS)
     server.release(job_id, "before_complete")  # the worker now tries to complete, and loses
 
     settled_in_ui(page, job_id, "cancelled")
@@ -122,7 +122,7 @@ def test_cancel_in_the_last_moments_before_completion_downloads_nothing(server, 
     assert download.status_code == 410
 
     page.reload()  # a cancelled job is not restored as an active export
-    expect(page.get_by_test_id(f"history-row-{job_id}")).to_contain_text("cancelled", timeout=TIMEOUT_MS)
+    expect(page.get_by_test_id(f"history-row-{job_id}")).to_contain_text("Cancelled", timeout=TIMEOUT_MS)
     restored = ui_job(page, job_id)
     assert restored is None or (restored["status"] == "cancelled" and restored["terminal"])
     expect(page.get_by_test_id("export-cancel")).to_be_hidden()
@@ -164,7 +164,7 @@ def test_a_reload_mid_export_resumes_and_downloads_once(server, context, downloa
     account, job_id = held_export(server, page, "item", after_items=2)
 
     page.reload()
-    expect(page.get_by_test_id("export-status")).to_contain_text("processing", timeout=TIMEOUT_MS)
+    expect(page.get_by_test_id("export-status")).to_contain_text("Processing", timeout=TIMEOUT_MS)
     server.release(job_id, "item")
 
     wait_for_downloads(page, downloads, 1)
@@ -178,7 +178,7 @@ def test_a_reload_mid_export_resumes_and_downloads_once(server, context, downloa
 def test_an_offline_page_catches_up_when_back(server, context, downloads):
     page = context.new_page()
     account, job_id = held_export(server, page, "item", after_items=2)
-    expect(page.get_by_test_id("export-status")).to_contain_text("processing", timeout=TIMEOUT_MS)
+    expect(page.get_by_test_id("export-status")).to_contain_text("Processing", timeout=TIMEOUT_MS)
 
     context.set_offline(True)
     page.wait_for_function("!window.__exportd.connected", timeout=TIMEOUT_MS)  # the socket is down too
@@ -198,10 +198,10 @@ def test_a_cancel_in_one_tab_shows_in_the_other(server, context, downloads):
     first, second = context.new_page(), context.new_page()
     account, job_id = held_export(server, first, "item", after_items=2)
     open_second_tab(second, server, account)
-    expect(second.get_by_test_id("export-status")).to_contain_text("processing", timeout=TIMEOUT_MS)
+    expect(second.get_by_test_id("export-status")).to_contain_text("Processing", timeout=TIMEOUT_MS)
 
     second.get_by_test_id("export-cancel").click()
-    expect(first.get_by_test_id("export-status")).to_contain_text("cancelled", timeout=TIMEOUT_MS)
+    expect(first.get_by_test_id("export-status")).to_contain_text("Cancelled", timeout=TIMEOUT_MS)
     server.release(job_id, "item")
 
     settled_in_ui(first, job_id, "cancelled")
@@ -215,7 +215,7 @@ def test_two_tabs_download_a_completed_export_once(server, context, downloads):
     first, second = context.new_page(), context.new_page()
     account, job_id = held_export(server, first, "before_complete")
     open_second_tab(second, server, account)
-    expect(second.get_by_test_id("export-status")).to_contain_text("processing", timeout=TIMEOUT_MS)
+    expect(second.get_by_test_id("export-status")).to_contain_text("Processing", timeout=TIMEOUT_MS)
 
     server.release(job_id, "before_complete")
     wait_for_downloads(first, downloads, 1)
@@ -241,7 +241,7 @@ def test_a_failing_cancel_is_reported_and_rapid_clicks_send_one_request(server, 
     page.on("request", lambda request: sent.append(request.url) if request.url.endswith("/cancel") else None)
     # five clicks in one burst, faster than any answer can come back
     page.get_by_test_id("export-cancel").evaluate("button => { for (let i = 0; i < 5; i++) button.click(); }")
-    expect(page.get_by_test_id("export-status")).to_contain_text("cancelled", timeout=TIMEOUT_MS)
+    expect(page.get_by_test_id("export-status")).to_contain_text("Cancelled", timeout=TIMEOUT_MS)
     server.release(job_id, "item")
     settled_in_ui(page, job_id, "cancelled")
     assert len(sent) == 1, sent
@@ -264,6 +264,14 @@ def test_the_dialog_shows_the_servers_defaults_and_every_option_reaches_the_job(
     page.get_by_test_id("export-open").click()
 
     by = page.get_by_test_id
+    by("option-original-images").uncheck()  # the General tab: contents, images, scale
+    by("option-documentation").uncheck()
+    by(f"option-image-{images[1]['id']}").check()  # picking an image means "only the selected images"
+    expect(by("option-images-selected")).to_be_checked()
+    by("option-scale-enabled").check()
+    by("option-scale").fill("0.65")
+
+    by("tab-visualization").click()
     expect(by("option-color-external")).to_have_value(style["polygonColors"]["external"].lower())
     expect(by("option-color-internal")).to_have_value(style["polygonColors"]["internal"].lower())
     expect(by("option-stroke-width")).to_have_value(str(style["strokeWidth"]))
@@ -274,25 +282,20 @@ def test_the_dialog_shows_the_servers_defaults_and_every_option_reaches_the_job(
         for attribute in ("min", "max", "step"):
             expect(by(slider)).to_have_attribute(attribute, str(controls[name][attribute]))
     expect(by("option-transparency")).to_have_attribute("step", "10")
+    by("option-show-numbers").uncheck()
+    by("option-color-external").fill("#123456")
+    by("option-color-internal").fill("#abcdef")
+    by("option-stroke-width").fill("5")
+    by("option-font-size").fill("20")
+    by("option-transparency").fill("50")
 
-    page.get_by_test_id("option-original-images").uncheck()
-    page.get_by_test_id("option-documentation").uncheck()
-    page.get_by_test_id("option-show-numbers").uncheck()
-    page.get_by_test_id("option-color-external").fill("#123456")
-    page.get_by_test_id("option-color-internal").fill("#abcdef")
-    page.get_by_test_id("option-stroke-width").fill("5")
-    page.get_by_test_id("option-font-size").fill("20")
-    page.get_by_test_id("option-transparency").fill("50")
-    page.get_by_test_id("option-annotation-json").uncheck()
-    page.get_by_test_id("option-annotation-yolo").check()
-    page.get_by_test_id("option-metrics-excel").uncheck()
-    page.get_by_test_id("option-metrics-csv").check()
-    page.get_by_test_id("option-metrics-json").check()
-    page.get_by_test_id("option-images-selected").check()
-    page.get_by_test_id(f"option-image-{images[1]['id']}").check()
-    page.get_by_test_id("option-scale-enabled").check()
-    page.get_by_test_id("option-scale").fill("0.65")
-    page.get_by_test_id("export-start").click()
+    by("tab-formats").click()
+    by("option-annotation-json").uncheck()
+    by("option-annotation-yolo").check()
+    by("option-metrics-excel").uncheck()
+    by("option-metrics-csv").check()
+    by("option-metrics-json").check()
+    by("export-start").click()
 
     options = server.status(account, server.the_job(account)["id"])["options"]
     assert options == {

@@ -21,6 +21,20 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * What to tell a person about a failed request: the server's own sentence when it sent one,
+ * else the catalogue's words for an unreachable server or an HTTP status.
+ * @param {any} error
+ * @param {(key: string, params?: object) => string} t
+ */
+export function errorText(error, t) {
+  if (error instanceof ApiError) {
+    if (typeof error.body?.error === "string" && error.body.error) return error.body.error;
+    return error.status === 0 ? t("error.network") : t("error.http", { status: error.status });
+  }
+  return t("notice.request-failed");
+}
+
 const p = (id) => encodeURIComponent(id);
 
 /**
@@ -68,6 +82,7 @@ export function createApi({ fetch: fetchImpl = globalThis.fetch.bind(globalThis)
 
   return {
     me: () => call("GET", "/auth/me", { quiet401: true }),
+    session: () => call("GET", "/auth/session"),
     login: (email, password) => call("POST", "/auth/login", { body: { email, password }, quiet401: true }),
     logout: () => call("POST", "/auth/logout", { quiet401: true }),
     projects: () => call("GET", "/projects"),
@@ -83,6 +98,6 @@ export function createApi({ fetch: fetchImpl = globalThis.fetch.bind(globalThis)
     cancel: (projectId, jobId) => call("POST", `${job(projectId, jobId)}/cancel`),
     downloadToken: (projectId, jobId) => call("POST", `${job(projectId, jobId)}/download-token`),
     discard: (projectId, jobId) => call("DELETE", job(projectId, jobId)),
-    history: (projectId, limit = 20) => call("GET", `/projects/${p(projectId)}/export/history?limit=${limit}`),
+    history: (projectId, limit = 20, offset = 0) => call("GET", `/projects/${p(projectId)}/export/history?limit=${limit}&offset=${offset}`),
   };
 }

@@ -108,7 +108,7 @@ export class Downloader {
           dispatch({ type: "downloadGone", jobId });
           return "gone";
         }
-        dispatch({ type: "downloadAborted", jobId, reason: "token-failed", notice: error?.message || "The download could not start." });
+        dispatch({ type: "downloadAborted", jobId, reason: "token-failed", notice: "download-failed", error: error?.message ?? "" });
         return "token-failed";
       }
       const last = this.#allowed(jobId);
@@ -182,7 +182,7 @@ export class Downloader {
         return { ok: false, reason: "gone" };
       }
       if (error?.status === 409) return { ok: false, reason: "not-ready", message: error.message };
-      return { ok: false, reason: "failed", message: error?.message || "The download could not start." };
+      return { ok: false, reason: "failed", message: error?.message ?? "" };
     }
     markDownloaded(storage, jobId, this.deps.now());
     this.deps.trigger(downloadUrl(projectId, jobId, token.token), fileName);

@@ -1,8 +1,9 @@
 // The browser app: wires the pure state (state.js) to its effects (HTTP,
 // Socket.IO, localStorage, locks, timers) and to the DOM (ui.js).
 
-import { ApiError, createApi } from "./api.js";
+import { ApiError, createApi, errorText } from "./api.js";
 import { Downloader } from "./downloader.js";
+import { pickLanguage, saveLanguage, translator } from "./i18n.js";
 import { ANNOTATION_FORMATS, METRICS_FORMATS } from "./options.js";
 import * as persist from "./persist.js";
 import { connectSocket } from "./socket.js";
@@ -13,9 +14,14 @@ export const CONFIG = {
   pollDisconnectedMs: 2000, //  the socket is down: poll every job's status
   pollConnectedMs: 5000, //     the socket is up: still reconcile
   autoDownloadDelayMs: 1000, // between `completed` and the auto-download (the user may still cancel)
+  historyPage: 20, //           exports per page of the history
 };
 
-const storage = safeStorage();
+/** @typedef {{key: string, params?: Record<string, any>} | null} Text  a catalogue key and its params */
+const text = (key, params = {}) => ({ key, params });
+
+const storage = persist.resilientStorage(openStorage());
+let t = translator(pickLanguage(storage, typeof navigator !== "undefined" ? navigator.languages ?? [] : []));
 const tabId = randomId();
 const api = createApi({ onUnauthorized: () => sessionExpired() });
 
@@ -27,9 +33,11 @@ const app = {
   projectId: /** @type {string | null} */ (null),
   project: /** @type {any} */ (null),
   history: /** @type {any[] | null} */ (null),
+  historyMore: false, // the last page of the history was full: there may be more
+  tick: /** @type {any} */ (null), // re-renders every second while an ETA counts down
   formats: { annotations: ANNOTATION_FORMATS.map((name) => ({ name, title: name })), metrics: METRICS_FORMATS.map((name) => ({ name, title: name })) },
   defaults: /** @type {{options: any, controls: any} | null} */ (null), // the server's, for the dialog
-  notice: /** @type {string} */ (""),
+  notice: /** @type {Text} */ (null),
   connected: false,
   socket: /** @type {ReturnType<typeof connectSocket> | null} */ (null),
   pollTimer: /** @type {any} */ (null),
@@ -55,11 +63,13 @@ const downloader = new Downloader({
 const ui = createUi({
   login: (email, password) => login(email, password),
   logout: () => logout(),
+  setLanguage: (language) => setLanguage(language),
   selectProject: (projectId) => selectProject(projectId),
   openExport: () => openExport(),
   startExport: (options, key) => startExport(options, key),
+  retry: (jobId) => void retry(jobId),
   cancel: (jobId) => {
-    app.notice = ""; // the job's own notice (e.g. "finished before it could be cancelled") must show
+    app.notice = null; // the job's own notice (e.g. "finished before it could be cancelled") must show
     dispatch({ type: "cancelClicked", jobId });
   },
   newKey: () => randomId(),
@@ -67,6 +77,7 @@ const ui = createUi({
   discard: (projectId, jobId) => discard(projectId, jobId),
   dismiss: (jobId) => dispatch({ type: "dismissed", jobId }),
   refreshHistory: () => refreshHistory(),
+  moreHistory: () => void moreHistory(),
 });
 
 // -- the one place state changes -------------------------------------------------
@@ -115,6 +126,11 @@ function runEffect(effect) {
     case "historyChanged":
       if (effect.projectId === app.projectId) scheduleHistoryRefresh();
       break;
+    case "toast":
+      // An export of this user ended: a slot is free, so the 429 notice no longer holds.
+      if (app.notice?.key.startsWith("notice.rate-limited")) app.notice = null;
+      showToast(effect);
+      break;
     default:
       console.warn("unknown effect", effect);
   }
@@ -157,36 +173,36 @@ async function sendCancel(jobId, projectId) {
     if (error instanceof ApiError && error.status === 409 && error.body?.job) {
       dispatch({ type: "cancelConflict", jobId, job: error.body.job });
     } else if (error instanceof ApiError && error.status === 404) {
-      dispatch({ type: "cancelFailed", jobId, error: "the export was not found" });
+      dispatch({ type: "cancelFailed", jobId, error: t("notice.not-found") });
       dispatch({ type: "jobLost", jobId });
     } else {
-      dispatch({ type: "cancelFailed", jobId, error: error?.message });
+      dispatch({ type: "cancelFailed", jobId, error: errorText(error, t) });
     }
   }
 }
 
 async function manualDownload(projectId, jobId, fileName) {
-  app.notice = "";
+  app.notice = null;
   const result = await downloader.manual(projectId, jobId, fileName);
   if (!result.ok) {
     const tracked = Boolean(app.state.jobs[jobId]);
     if (result.reason === "gone") {
-      if (!tracked) app.notice = "This export is no longer available (it was cancelled, discarded or has expired).";
+      if (!tracked) app.notice = text("notice.gone");
       scheduleHistoryRefresh();
     } else {
-      app.notice = result.message || "The download could not start.";
+      app.notice = text("notice.download-failed", { error: result.message || t("notice.request-failed") });
     }
   }
   render();
 }
 
 async function discard(projectId, jobId) {
-  app.notice = "";
+  app.notice = null;
   try {
     await api.discard(projectId, jobId);
   } catch (error) {
     if (!(error instanceof ApiError && error.status === 404)) {
-      app.notice = `Could not discard the export: ${error?.message ?? "the request failed"}`;
+      app.notice = text("notice.discard-failed", { error: errorText(error, t) });
       render();
       return;
     }
@@ -224,29 +240,36 @@ function onConnection(connected) {
 
 async function boot() {
   ui.bind();
+  ui.setTranslator(t);
   window.addEventListener("storage", onStorage);
   window.addEventListener("hashchange", () => {
     const id = projectFromHash();
     if (app.user && id && id !== app.projectId) void selectProject(id);
   });
   try {
-    const body = await api.me();
-    await enter(body.user);
+    const body = await api.session();
+    if (body?.user) await enter(body.user);
+    else ui.showLogin(null);
   } catch (error) {
-    ui.showLogin(error instanceof ApiError && error.status !== 401 && error.status !== 0 ? error.message : "");
+    ui.showLogin(error instanceof ApiError && error.status !== 0 ? errorText(error, t) : null);
   }
+}
+
+function setLanguage(language) {
+  saveLanguage(storage, language); // a full or disabled storage: the choice lasts for this page
+  t = translator(language);
+  ui.setTranslator(t);
 }
 
 async function login(email, password) {
   try {
     const body = await api.login(email, password);
     await enter(body.user);
-    return "";
+    return null;
   } catch (error) {
-    if (error instanceof ApiError && (error.status === 401 || error.status === 400)) {
-      return error.status === 401 ? error.message : "Enter a valid email and password.";
-    }
-    return error?.message ?? "Sign-in failed.";
+    if (error instanceof ApiError && error.status === 401) return error.message;
+    if (error instanceof ApiError && error.status === 400) return text("login.invalid");
+    return text("login.failed", { error: errorText(error, t) });
   }
 }
 
@@ -284,7 +307,7 @@ async function logout() {
   } catch {
     /* the cookie is cleared by the server; offline, we still leave */
   }
-  leave("");
+  leave(null);
 }
 
 function leave(message) {
@@ -295,26 +318,27 @@ function leave(message) {
   app.projectId = null;
   app.project = null;
   app.history = null;
-  app.notice = "";
+  app.notice = null;
   app.connected = false;
   dispatch({ type: "forget" });
   ui.showLogin(message); // a pending auto-download finds its job forgotten and stops
 }
 
 function sessionExpired() {
-  if (app.user) leave("Your session has ended. Please sign in again.");
+  if (app.user) leave(text("session.ended"));
 }
 
 async function checkSession() {
   try {
-    await api.me();
-  } catch (error) {
-    if (error instanceof ApiError && error.status === 401) sessionExpired();
+    const body = await api.session();
+    if (!body?.user) sessionExpired();
+  } catch {
+    /* unreachable: the socket's reconnection and the polls carry on */
   }
 }
 
 function onStorage(event) {
-  if (!app.user || event.storageArea !== storage) return;
+  if (!app.user || event.storageArea !== storage.backing) return;
   const parsed = persist.parseKey(event.key);
   if (!parsed || event.newValue == null) return;
   if (parsed.kind === "cancel") dispatch({ type: "cancelShared", jobId: parsed.jobId });
@@ -336,7 +360,7 @@ async function loadProjects() {
     app.projects = body.projects ?? [];
   } catch (error) {
     app.projects = [];
-    app.notice = `Could not load projects: ${error.message}`;
+    app.notice = text("notice.projects-failed", { error: errorText(error, t) });
   }
   render();
 }
@@ -352,12 +376,13 @@ async function loadFormats() {
 
 async function selectProject(projectId) {
   if (app.projectId !== projectId) {
-    app.notice = "";
+    app.notice = null;
     app.history = null;
+    app.historyMore = false;
     app.project = app.projects.find((project) => project.id === projectId) ?? null;
   }
   app.projectId = projectId;
-  storage.setItem(lastProjectKey(), projectId);
+  storage.setItem(lastProjectKey(), projectId); // resilient: a full storage only forgets it
   if (projectFromHash() !== projectId) history.replaceState(null, "", `#/projects/${encodeURIComponent(projectId)}`);
   render();
   await Promise.all([loadProject(projectId), refreshHistory()]);
@@ -368,7 +393,7 @@ async function loadProject(projectId) {
     const project = await api.project(projectId);
     if (app.projectId === projectId) app.project = project;
   } catch (error) {
-    if (app.projectId === projectId) app.notice = `Could not load the project: ${error.message}`;
+    if (app.projectId === projectId) app.notice = text("notice.project-failed", { error: errorText(error, t) });
   }
   render();
 }
@@ -379,26 +404,51 @@ function scheduleHistoryRefresh() {
   historyTimer = setTimeout(() => void refreshHistory(), 150);
 }
 
+/** The first page again; pages shown below it (after "Show more") stay, without duplicates. */
 async function refreshHistory() {
   const projectId = app.projectId;
   if (!projectId) return;
   try {
-    const body = await api.history(projectId);
+    const body = await api.history(projectId, CONFIG.historyPage, 0);
     if (app.projectId !== projectId) return;
-    app.history = body.jobs ?? [];
+    const first = body.jobs ?? [];
+    const older = (app.history ?? []).slice(CONFIG.historyPage);
+    app.history = unique([...first, ...older]);
+    if (app.history.length <= CONFIG.historyPage) app.historyMore = first.length === CONFIG.historyPage;
     // An export still running (started elsewhere, or before this browser
     // lost its storage) is followed live, without auto-download.
-    for (const job of app.history) {
+    for (const job of first) {
       if ((job.status === "pending" || job.status === "processing") && !app.state.jobs[job.id]) {
         dispatch({ type: "tracked", job, startedHere: false });
       }
     }
   } catch (error) {
     if (app.projectId === projectId && !(error instanceof ApiError && error.status === 401)) {
-      app.notice = `Could not load the export history: ${error.message}`;
+      app.notice = text("notice.history-failed", { error: errorText(error, t) });
     }
   }
   render();
+}
+
+/** The next page of the history, after the rows shown. */
+async function moreHistory() {
+  const projectId = app.projectId;
+  if (!projectId || !app.history) return;
+  try {
+    const body = await api.history(projectId, CONFIG.historyPage, app.history.length);
+    if (app.projectId !== projectId) return;
+    const page = body.jobs ?? [];
+    app.history = unique([...app.history, ...page]);
+    app.historyMore = page.length === CONFIG.historyPage;
+  } catch (error) {
+    if (app.projectId === projectId) app.notice = text("notice.history-failed", { error: errorText(error, t) });
+  }
+  render();
+}
+
+function unique(rows) {
+  const seen = new Set();
+  return rows.filter((row) => !seen.has(row.id) && seen.add(row.id));
 }
 
 async function openExport() {
@@ -413,9 +463,17 @@ async function loadDefaults() {
     const body = await api.defaults();
     if (body?.options && body?.controls) app.defaults = body;
   } catch (error) {
-    app.notice = `Could not load the export options: ${error.message}`;
+    app.notice = text("notice.options-failed", { error: errorText(error, t) });
     render();
   }
+}
+
+/** "Try again" on a failed export: the same options, as a new export. */
+async function retry(jobId) {
+  const job = app.state.jobs[jobId];
+  if (!job?.options || app.projectId !== job.projectId) return;
+  if (!app.defaults) await loadDefaults();
+  await startExport(job.options, randomId());
 }
 
 /**
@@ -425,9 +483,9 @@ async function loadDefaults() {
  */
 async function startExport(options, idempotencyKey) {
   const projectId = app.projectId;
-  if (!projectId || app.starting) return { close: false, error: "", keepKey: true };
+  if (!projectId || app.starting) return { close: false, error: null, keepKey: true };
   app.starting = true;
-  app.notice = "";
+  app.notice = null;
   try {
     const job = await api.startExport(projectId, options, idempotencyKey);
     dispatch({ type: "tracked", job, startedHere: true });
@@ -435,17 +493,17 @@ async function startExport(options, idempotencyKey) {
     return { close: true };
   } catch (error) {
     if (error instanceof ApiError && error.status === 429) {
-      const wait = Number.isFinite(error.retryAfter) && error.retryAfter > 0 ? ` Try again in ${error.retryAfter} s.` : "";
-      app.notice = `${error.message}${wait}`;
+      const wait = Number.isFinite(error.retryAfter) && error.retryAfter > 0;
+      app.notice = text(wait ? "notice.rate-limited-wait" : "notice.rate-limited", { error: error.message, seconds: error.retryAfter });
       void refreshHistory();
       return { close: true };
     }
     if (error instanceof ApiError && error.status === 404) {
-      app.notice = "This project is no longer available.";
+      app.notice = text("notice.project-gone");
       return { close: true };
     }
     const network = error instanceof ApiError && error.status === 0;
-    return { close: false, error: error?.message ?? "The export could not start.", keepKey: network };
+    return { close: false, error: error instanceof ApiError ? errorText(error, t) : text("notice.start-failed"), keepKey: network };
   } finally {
     app.starting = false;
     render();
@@ -457,6 +515,7 @@ async function startExport(options, idempotencyKey) {
 function render() {
   if (!app.user) return;
   const job = app.projectId ? currentJob(app.state, app.projectId) : null;
+  keepTicking(job);
   ui.render({
     user: app.user,
     connected: app.connected,
@@ -465,10 +524,31 @@ function render() {
     project: app.project,
     job,
     history: app.history,
+    historyMore: app.historyMore,
     state: app.state,
     notice: app.notice,
     starting: app.starting,
+    now: Date.now(),
   });
+}
+
+/** While the shown job has an ETA, redraw every second so it counts down between events. */
+function keepTicking(job) {
+  const counting = Boolean(job && !job.terminal && job.etaSeconds != null);
+  if (counting && !app.tick) app.tick = setInterval(render, 1000);
+  if (!counting && app.tick) {
+    clearInterval(app.tick);
+    app.tick = null;
+  }
+}
+
+/** A toast for an export that just finished, was cancelled or failed. */
+function showToast({ kind, jobId }) {
+  const job = app.state.jobs[jobId];
+  if (!job) return;
+  if (kind === "completed") ui.toast(kind, text("toast.completed", { file: job.fileName ?? "" }));
+  else if (kind === "failed") ui.toast(kind, text("toast.failed", { error: job.error || t("job.unknownError") }));
+  else if (kind === "cancelled") ui.toast(kind, text("toast.cancelled"));
 }
 
 // -- helpers --------------------------------------------------------------------------------
@@ -489,12 +569,12 @@ function randomId() {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-function safeStorage() {
+/** localStorage, or a memory stand-in where it is disabled (a full one is handled by resilientStorage). */
+function openStorage() {
   try {
-    const probe = `${persist.PREFIX}probe`;
-    window.localStorage.setItem(probe, "1");
-    window.localStorage.removeItem(probe);
-    return window.localStorage;
+    const local = window.localStorage;
+    local.getItem(`${persist.PREFIX}probe`);
+    return local;
   } catch {
     return new persist.MemoryStorage();
   }

@@ -65,34 +65,35 @@ function number(raw) {
   return Number(raw.trim());
 }
 
-function integerIn(raw, { min, max }, label, field, errors) {
+function integerIn(raw, { min, max }, field, errors) {
   const n = number(raw);
   if (!Number.isInteger(n) || n < min || n > max) {
-    errors[field] = `${label} must be a whole number from ${min} to ${max}.`;
+    errors[field] = { min, max };
     return undefined;
   }
   return n;
 }
 
 /**
- * The `options` of `POST /projects/{id}/export`, or the problems by field.
+ * The `options` of `POST /projects/{id}/export`, or the problems by field: each problem is the
+ * params of the catalogue's `error.<field>` (see `problemsText`).
  * @param {FormValues} values
  * @param {Record<string, Range>} controls   the dialog's ranges, from the server
- * @returns {{options: object|null, errors: Record<string, string>}}
+ * @returns {{options: object|null, errors: Record<string, Record<string, any>>}}
  */
 export function buildOptions(values, controls) {
-  /** @type {Record<string, string>} */
+  /** @type {Record<string, Record<string, any>>} */
   const errors = {};
-  const strokeWidth = integerIn(values.strokeWidth, controls.strokeWidth, "Stroke width", "strokeWidth", errors);
-  const fontSize = integerIn(values.fontSize, controls.fontSize, "Font size", "fontSize", errors);
+  const strokeWidth = integerIn(values.strokeWidth, controls.strokeWidth, "strokeWidth", errors);
+  const fontSize = integerIn(values.fontSize, controls.fontSize, "fontSize", errors);
   const percent = number(values.transparency);
   const { min: low, max: high } = controls.transparency;
   if (!Number.isFinite(percent) || percent < low * 100 || percent > high * 100) {
-    errors.transparency = `Fill transparency must be from ${low * 100} to ${high * 100} %.`;
+    errors.transparency = { min: low * 100, max: high * 100 };
   }
   const transparency = Math.round(percent) / 100;
-  for (const [field, label] of [["externalColor", "External polygon colour"], ["internalColor", "Internal polygon colour"]]) {
-    if (!HEX.test(String(values[field] ?? ""))) errors[field] = `${label} must look like #00ff00.`;
+  for (const field of ["externalColor", "internalColor"]) {
+    if (!HEX.test(String(values[field] ?? ""))) errors[field] = {};
   }
   const annotationFormats = ANNOTATION_FORMATS.filter((name) => values.annotationFormats?.includes(name));
   const metricsFormats = METRICS_FORMATS.filter((name) => values.metricsFormats?.includes(name));
@@ -100,7 +101,7 @@ export function buildOptions(values, controls) {
   let selectedImageIds = null;
   if (!values.allImages) {
     selectedImageIds = [...new Set(values.selectedImageIds ?? [])];
-    if (!selectedImageIds.length) errors.selectedImageIds = "Select at least one image, or export all images.";
+    if (!selectedImageIds.length) errors.selectedImageIds = {};
   }
 
   let pixelToMicrometerScale = null;
@@ -108,7 +109,7 @@ export function buildOptions(values, controls) {
     const scale = number(values.pixelToMicrometerScale);
     const { min, max } = controls.pixelToMicrometerScale;
     if (!Number.isFinite(scale) || scale < min || scale > max) {
-      errors.pixelToMicrometerScale = `The pixel size must be between ${min} and ${max} µm per pixel.`;
+      errors.pixelToMicrometerScale = { min, max };
     } else {
       pixelToMicrometerScale = scale;
     }
@@ -116,7 +117,7 @@ export function buildOptions(values, controls) {
 
   const nothing = !values.includeOriginalImages && !values.includeVisualizations && !values.includeDocumentation
     && !annotationFormats.length && !metricsFormats.length;
-  if (nothing) errors.contents = "Choose at least one thing to export.";
+  if (nothing) errors.contents = {};
 
   if (Object.keys(errors).length) return { options: null, errors };
   return {
@@ -140,18 +141,31 @@ export function buildOptions(values, controls) {
   };
 }
 
-/** A short human summary of a job's options, for the history list. */
-export function describeOptions(options) {
+/**
+ * The problems of `buildOptions`, as sentences.
+ * @param {Record<string, Record<string, any>>} errors
+ * @param {(key: string, params?: object) => string} t
+ */
+export function problemsText(errors, t) {
+  return Object.entries(errors).map(([field, params]) => t(`error.${field}`, params)).join(" ");
+}
+
+/**
+ * A short summary of a job's options, for the history list.
+ * @param {any} options
+ * @param {(key: string, params?: object) => string} t
+ */
+export function describeOptions(options, t) {
   if (!options || typeof options !== "object") return "";
   const parts = [];
-  if (options.includeOriginalImages) parts.push("images");
-  if (options.includeVisualizations) parts.push("overlays");
+  if (options.includeOriginalImages) parts.push(t("summary.images"));
+  if (options.includeVisualizations) parts.push(t("summary.overlays"));
   const annotations = options.annotationFormats ?? [];
   if (annotations.length) parts.push(annotations.map((f) => f.toUpperCase()).join("+"));
   const metrics = options.metricsFormats ?? [];
-  if (metrics.length) parts.push(`metrics ${metrics.map((f) => (f === "excel" ? "XLSX" : f.toUpperCase())).join("+")}`);
-  if (options.includeDocumentation) parts.push("docs");
-  if (Array.isArray(options.selectedImageIds)) parts.push(`${options.selectedImageIds.length} selected`);
+  if (metrics.length) parts.push(t("summary.metrics", { formats: metrics.map((f) => (f === "excel" ? "XLSX" : f.toUpperCase())).join("+") }));
+  if (options.includeDocumentation) parts.push(t("summary.docs"));
+  if (Array.isArray(options.selectedImageIds)) parts.push(t("summary.selected", { count: options.selectedImageIds.length }));
   if (options.pixelToMicrometerScale) parts.push(`${options.pixelToMicrometerScale} µm/px`);
   return parts.join(" · ");
 }

@@ -138,6 +138,67 @@ export function pruneMarks(storage, now) {
   }
 }
 
+/**
+ * A Storage that never throws. Where the browser's refuses a write (quota full, storage
+ * disabled), the value is kept in memory instead, so this page still reads back what it wrote
+ * (its downloaded and cancel marks keep guarding it); only what other tabs and later visits
+ * see degrades. `degraded` tells whether that happened. Removing a key removes it from both.
+ * @param {Storage} backing
+ */
+export function resilientStorage(backing) {
+  const overlay = new MemoryStorage();
+  const state = { degraded: false };
+  const attempt = (work, fallback) => {
+    try {
+      return work();
+    } catch {
+      state.degraded = true;
+      return fallback;
+    }
+  };
+  return {
+    backing, // the browser's own, for telling its `storage` events apart
+    get degraded() {
+      return state.degraded;
+    },
+    get length() {
+      return allOf().length;
+    },
+    key(index) {
+      return allOf()[index] ?? null;
+    },
+    getItem(key) {
+      const kept = overlay.getItem(key);
+      return kept != null ? kept : attempt(() => backing.getItem(key), null);
+    },
+    setItem(key, value) {
+      const written = attempt(() => {
+        backing.setItem(key, value);
+        return true;
+      }, false);
+      if (written) overlay.removeItem(key);
+      else overlay.setItem(key, value);
+    },
+    removeItem(key) {
+      overlay.removeItem(key);
+      attempt(() => backing.removeItem(key), undefined);
+    },
+  };
+
+  function allOf() {
+    const found = new Set(attempt(() => {
+      const names = [];
+      for (let i = 0; i < backing.length; i += 1) {
+        const name = backing.key(i);
+        if (name != null) names.push(name);
+      }
+      return names;
+    }, []));
+    for (const name of overlay.map.keys()) found.add(name);
+    return [...found];
+  }
+}
+
 /** A Map-backed Storage, for tests and for browsers where localStorage throws. */
 export class MemoryStorage {
   constructor() {

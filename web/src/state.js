@@ -44,7 +44,13 @@
  * @property {boolean} lost            the server no longer shows this job (404)
  * @property {"none"|"scheduled"|"running"|"done"|"aborted"} download
  * @property {null|"finished-before-cancel"} offer
- * @property {null|{kind:string,text:string}} notice
+ * @property {null|{kind:string,params:Record<string,any>}} notice   shown as the catalogue's `notice.<kind>`
+ * @property {number} attempt          the attempt the job is on (or queued for)
+ * @property {number|null} rate        smoothed progress rate, % per second of server time
+ * @property {number|null} rateAt      server time (ms) of the last rate sample
+ * @property {number} rateProgress     progress at that sample
+ * @property {number|null} etaAt       local time (ms) when etaSeconds was computed; the view counts down from it
+ * @property {any} options             the job's export options (from the server's view), for "Try again"
  * @property {boolean} [settled]      the terminal follow-up (offer, auto-download, notice) was decided
  * @property {Record<number, object>} buffer   events that arrived ahead of a gap, by seq
  */
@@ -57,12 +63,17 @@ export const EVENT_TYPES = /** @type {const} */ ([
   "export:queued", "export:started", "export:progress", "export:completed", "export:failed", "export:cancelled",
 ]);
 
-export const NOTICES = {
-  finishedBeforeCancel: "The export finished before it could be cancelled. You can still download it, or discard it.",
-  gone: "This export is no longer available (it was cancelled, discarded or has expired).",
-  cancelledBeforeDownload: "The export was cancelled before it could be downloaded.",
-  lost: "This export is no longer available.",
-};
+/** The rate's smoothing: each new sample weighs this much against the average so far. */
+export const ETA_SMOOTHING = 0.3;
+/** Samples closer together than this (server time) are too noisy to take. */
+const MIN_SAMPLE_MS = 200;
+
+/**
+ * A notice about a job: a kind (the catalogue's `notice.<kind>`) and what fills it in.
+ * @param {string} kind
+ * @param {Record<string, any>} [params]
+ */
+const notice = (kind, params = {}) => ({ kind, params });
 
 /** @returns {State} */
 export function createState() {
@@ -85,7 +96,8 @@ function blankJob(jobId, projectId) {
     stageProgress: null, message: null, etaSeconds: null, fileName: null, exportSize: null, warnings: [],
     error: null, errorCode: null, reason: null, createdAt: null, updatedAt: 0, startedHere: false,
     cancelRequested: false, cancelInFlight: false, reconciling: false, syncing: false, lost: false,
-    download: "none", offer: null, notice: null, buffer: {},
+    download: "none", offer: null, notice: null, buffer: {}, attempt: 1, rate: null, rateAt: null, rateProgress: 0,
+    etaAt: null, options: null,
   };
 }
 
@@ -121,6 +133,7 @@ function blankJob(jobId, projectId) {
  *   {type: "autoDownload", jobId, projectId}     schedule the (delayed, re-checked) auto-download
  *   {type: "persist"}                            write `persistable(state)`
  *   {type: "historyChanged", projectId}
+ *   {type: "toast", kind, jobId, projectId}     the job just reached its terminal state (kind: the status)
  *
  * @param {State} state
  * @param {any} action
@@ -212,7 +225,7 @@ const HANDLERS = {
     const job = s.jobs[jobId];
     if (!job || job.terminal) return;
     s.jobs[jobId] = { ...job, lost: true, reconciling: false, download: job.download === "scheduled" ? "aborted" : job.download,
-      notice: { kind: "lost", text: NOTICES.lost } };
+      notice: notice("lost") };
     fx.push({ type: "persist" });
   },
 
@@ -237,7 +250,7 @@ const HANDLERS = {
     if (job.download === "scheduled") next.download = "aborted";
     if (job.terminal && job.status === "completed" && job.download !== "done") {
       next.offer = "finished-before-cancel";
-      next.notice = { kind: "finished-before-cancel", text: NOTICES.finishedBeforeCancel };
+      next.notice = notice("finished-before-cancel");
     }
     s.jobs[jobId] = next;
     fx.push({ type: "persist" });
@@ -258,10 +271,9 @@ const HANDLERS = {
     if (view) applySnapshot(s, jobId, view, fx, now);
     const after = s.jobs[jobId];
     if (after.status === "completed") {
-      s.jobs[jobId] = { ...after, offer: "finished-before-cancel",
-        notice: { kind: "finished-before-cancel", text: NOTICES.finishedBeforeCancel } };
+      s.jobs[jobId] = { ...after, offer: "finished-before-cancel", notice: notice("finished-before-cancel") };
     } else if (after.status === "failed") {
-      s.jobs[jobId] = { ...after, notice: { kind: "failed", text: `The export had already failed: ${after.error || "unknown error"}` } };
+      s.jobs[jobId] = { ...after, notice: notice("already-failed", { error: after.error ?? "" }) };
     }
     fx.push({ type: "persist" });
   },
@@ -270,8 +282,7 @@ const HANDLERS = {
     const job = s.jobs[jobId];
     if (!job) return;
     // The intent stays (no auto-download ever); the button becomes usable again.
-    s.jobs[jobId] = { ...job, cancelInFlight: false,
-      notice: { kind: "cancel-failed", text: `Could not cancel the export: ${error || "the request failed"}. Try again.` } };
+    s.jobs[jobId] = { ...job, cancelInFlight: false, notice: notice("cancel-failed", { error: error ?? "" }) };
     fx.push({ type: "persist" });
   },
 
@@ -287,11 +298,11 @@ const HANDLERS = {
     fx.push({ type: "persist" });
   },
 
-  downloadAborted(s, { jobId, notice }, fx) {
+  downloadAborted(s, { jobId, notice: kind, error }, fx) {
     const job = s.jobs[jobId];
     if (!job) return;
     s.jobs[jobId] = { ...job, download: job.download === "done" ? "done" : "aborted",
-      notice: notice ? { kind: notice, text: NOTICES[noticeKey(notice)] || notice } : job.notice };
+      notice: kind ? notice(kind, error !== undefined ? { error } : {}) : job.notice };
     fx.push({ type: "persist" });
   },
 
@@ -299,7 +310,7 @@ const HANDLERS = {
     const job = s.jobs[jobId];
     if (!job) return;
     s.jobs[jobId] = { ...job, download: job.download === "done" ? "done" : "aborted", offer: null,
-      notice: { kind: "gone", text: NOTICES.gone } };
+      notice: notice("gone") };
     fx.push({ type: "persist" });
   },
 
@@ -334,11 +345,6 @@ function markStartedHere(s, jobId, fx, now) {
   if (!job || job.startedHere) return;
   s.jobs[jobId] = { ...job, startedHere: true, settled: false };
   if (job.terminal) settle(s, jobId, fx, now);
-}
-
-/** @param {string} kind */
-function noticeKey(kind) {
-  return kind.replace(/-([a-z])/g, (_, c) => c.toUpperCase());
 }
 
 /** A job carries the cancel intent recorded for it, even if the intent came first. */
@@ -394,24 +400,29 @@ export function applyEvent(job, event, now = 0) {
       next.progress = 0; // a requeued attempt starts over
       next.stage = null;
       next.stageProgress = null;
-      next.etaSeconds = null;
-      next.message = event.attempt > 0 ? `Queued again (attempt ${event.attempt + 1})` : "Queued";
+      next.message = null;
+      next.attempt = (Number(event.attempt) || 0) + 1;
+      Object.assign(next, { etaSeconds: null, etaAt: null, rate: null, rateAt: null, rateProgress: 0 });
       break;
     case "export:started":
-      next.message = "Started";
+      next.message = null;
+      next.attempt = Number(event.attempt) || job.attempt;
       next.etaSeconds = event.estimatedDuration ?? null;
+      next.etaAt = next.etaSeconds == null ? null : now;
+      next.rateAt = serverTime(event);
+      next.rateProgress = job.progress;
       break;
     case "export:progress":
       next.progress = Math.max(job.progress, clampProgress(event.progress));
       next.stage = event.stage ?? job.stage;
       next.stageProgress = event.stageProgress ?? null;
       next.message = event.message ?? job.message;
-      next.etaSeconds = event.etaSeconds ?? null;
+      Object.assign(next, smoothedEta(job, next.progress, serverTime(event), event.etaSeconds, now));
       break;
     case "export:completed":
       next.progress = 100;
       next.etaSeconds = null;
-      next.message = "Export ready";
+      next.message = null;
       next.fileName = event.fileName ?? null;
       next.exportSize = event.exportSize ?? null;
       next.warnings = event.warnings ?? [];
@@ -420,18 +431,50 @@ export function applyEvent(job, event, now = 0) {
       next.etaSeconds = null;
       next.error = event.error ?? null;
       next.errorCode = event.code ?? null;
-      next.message = event.error ?? "Failed";
+      next.message = null;
       break;
     case "export:cancelled":
       next.etaSeconds = null;
       next.reason = event.reason ?? null;
-      next.message = "Cancelled";
+      next.message = null;
       break;
     default:
       break;
   }
   next.terminal = isTerminal(next.status);
   return next;
+}
+
+/** @returns {number|null} */
+function serverTime(event) {
+  const at = Date.parse(event.timestamp);
+  return Number.isFinite(at) ? at : null;
+}
+
+/**
+ * The ETA after a progress event: the progress rate, measured on the server's clock between
+ * events and smoothed by an exponential moving average, gives the seconds left; until there is
+ * a rate, the server's own `etaSeconds`. `etaAt` is when (locally) the view starts counting down.
+ * @param {Job} job
+ * @param {number} progress
+ * @param {number|null} at
+ * @param {number|null|undefined} serverEta
+ * @param {number} now
+ */
+export function smoothedEta(job, progress, at, serverEta, now) {
+  let { rate, rateAt, rateProgress } = job;
+  if (at != null && (rateAt == null || at < rateAt)) {
+    rateAt = at;
+    rateProgress = progress;
+  } else if (at != null && rateAt != null && at - rateAt >= MIN_SAMPLE_MS) {
+    const sample = ((progress - rateProgress) / (at - rateAt)) * 1000;
+    rate = rate == null ? sample : ETA_SMOOTHING * sample + (1 - ETA_SMOOTHING) * rate;
+    rateAt = at;
+    rateProgress = progress;
+  }
+  let etaSeconds = rate != null && rate > 0 ? (100 - progress) / rate : (serverEta ?? null);
+  if (etaSeconds != null && !Number.isFinite(etaSeconds)) etaSeconds = null;
+  return { rate, rateAt, rateProgress, etaSeconds, etaAt: etaSeconds == null ? null : now };
 }
 
 function clampProgress(value) {
@@ -448,6 +491,7 @@ function clampProgress(value) {
 function applySnapshot(s, jobId, view, fx, now) {
   let job = s.jobs[jobId];
   if (!job) return;
+  if (view.options && !job.options) job = s.jobs[jobId] = { ...job, options: view.options }; // for "Try again"
   if (job.terminal || job.lost) {
     if (job.reconciling) s.jobs[jobId] = { ...job, reconciling: false };
     return;
@@ -498,7 +542,7 @@ function settle(s, jobId, fx, now) {
   if (job.status === "completed") {
     if (job.cancelRequested) {
       next.offer = "finished-before-cancel";
-      next.notice = { kind: "finished-before-cancel", text: NOTICES.finishedBeforeCancel };
+      next.notice = notice("finished-before-cancel");
     } else if (s.downloaded[jobId]) {
       next.download = "done";
     } else if (job.startedHere && job.download === "none") {
@@ -506,19 +550,14 @@ function settle(s, jobId, fx, now) {
       fx.push({ type: "autoDownload", jobId, projectId: job.projectId });
     }
   } else if (job.status === "failed") {
-    next.notice = { kind: "failed", text: `The export failed: ${job.error || "unknown error"}` };
+    next.notice = notice("failed", { error: job.error ?? "" });
   } else if (job.status === "cancelled") {
-    next.notice = job.reason && job.reason !== "user_cancelled"
-      ? { kind: "cancelled", text: cancelText(job.reason) }
-      : job.notice?.kind === "cancel-failed" ? null : job.notice;
+    next.notice = job.reason === "timeout" ? notice("cancelled-timeout")
+      : job.reason === "system_cancelled" ? notice("cancelled-system")
+        : job.notice?.kind === "cancel-failed" ? null : job.notice;
   }
   s.jobs[jobId] = next;
-}
-
-function cancelText(reason) {
-  if (reason === "timeout") return "The export was cancelled because it ran past its time limit.";
-  if (reason === "system_cancelled") return "The export was cancelled by the system (the project was deleted or access changed).";
-  return "The export was cancelled.";
+  fx.push({ type: "toast", kind: job.status, jobId, projectId: job.projectId });
 }
 
 function dedupe(effects) {

@@ -3,7 +3,11 @@ import { describe, test } from "node:test";
 
 import { downloadUrl, MemoryLocks } from "../src/downloader.js";
 import { isDownloaded, MemoryStorage, markDownloaded } from "../src/persist.js";
+import { translator } from "../src/i18n.js";
+import { noticeText } from "../src/view.js";
 import { createTab, ev, fakeApi, httpError, JOB, PROJECT, view } from "./helpers.js";
+
+const said = (notice) => noticeText(notice, translator("en"));
 
 const startedHere = { type: "tracked", job: view("pending", 1, { progress: 0 }), startedHere: true };
 const completedEvents = [
@@ -110,7 +114,7 @@ describe("auto-download", () => {
     assert.equal(shared.downloads.length, 0);
     assert.equal(shared.api.calls.token, 0);
     assert.equal(tab.state.jobs[JOB].download, "aborted");
-    assert.match(tab.state.jobs[JOB].notice.text, /cancelled before it could be downloaded/);
+    assert.match(said(tab.state.jobs[JOB].notice), /cancelled before it could be downloaded/);
     assert.equal(isDownloaded(shared.storage, JOB), false);
   });
 
@@ -151,7 +155,7 @@ describe("auto-download", () => {
     play(tab, [startedHere, ...completedEvents]);
     await tab.settle();
     assert.equal(shared.downloads.length, 0);
-    assert.match(tab.state.jobs[JOB].notice.text, /no longer available/);
+    assert.match(said(tab.state.jobs[JOB].notice), /no longer available/);
   });
 
   test("after a cancel and a late `completed`, nothing reaches the downloader", async () => {
@@ -173,7 +177,7 @@ describe("manual download", () => {
     const result = await tab.downloader.manual(PROJECT, JOB, null);
     assert.deepEqual(result, { ok: false, reason: "gone" });
     assert.equal(shared.downloads.length, 0);
-    assert.match(tab.state.jobs[JOB].notice.text, /no longer available/);
+    assert.match(said(tab.state.jobs[JOB].notice), /no longer available/);
   });
 
   test("of the finished-before-cancel offer: one download, and no auto-download after it", async () => {

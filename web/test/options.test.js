@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { buildOptions, describeOptions, formValuesFrom } from "../src/options.js";
+import { translator } from "../src/i18n.js";
+import { buildOptions, describeOptions, formValuesFrom, problemsText } from "../src/options.js";
 
 // A stand-in for `GET /api/export/defaults`, deliberately not the server's own values:
 // the dialog must carry whatever the server says.
@@ -63,6 +64,10 @@ describe("export options", () => {
     }, controls);
     assert.equal(options, null);
     assert.deepEqual(Object.keys(errors).sort(), ["externalColor", "fontSize", "pixelToMicrometerScale", "selectedImageIds", "strokeWidth", "transparency"]);
+    const said = problemsText(errors, translator("en"));
+    assert.match(said, /Stroke width must be a whole number from 1 to 10\./);
+    assert.match(said, /Fill transparency must be from 0 to 100 %/);
+    assert.match(problemsText(errors, translator("cs")), /Tloušťka čáry musí být celé číslo od 1 do 10\./);
   });
 
   test("the scale bounds are inclusive, and an unchecked scale is left out", () => {
@@ -77,8 +82,10 @@ describe("export options", () => {
   });
 
   test("the history summary names what is inside", () => {
-    assert.equal(describeOptions({ ...SERVED.options, includeDocumentation: true, annotationFormats: ["coco", "json"], metricsFormats: ["excel"] }),
+    const en = translator("en");
+    assert.equal(describeOptions({ ...SERVED.options, includeDocumentation: true, annotationFormats: ["coco", "json"], metricsFormats: ["excel"] }, en),
       "images · overlays · COCO+JSON · metrics XLSX · docs");
-    assert.equal(describeOptions(null), "");
+    assert.equal(describeOptions({ ...SERVED.options, selectedImageIds: ["a", "b"] }, translator("cs")), "obrázky · překryvy · COCO · metriky CSV · vybráno 2");
+    assert.equal(describeOptions(null, en), "");
   });
 });

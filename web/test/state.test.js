@@ -2,9 +2,14 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
 import {
-  createState, currentJob, decideAfterRecheck, jobsToPoll, mayAutoDownload, NOTICES, persistable, reduce,
+  createState, currentJob, decideAfterRecheck, jobsToPoll, mayAutoDownload, persistable, reduce,
 } from "../src/state.js";
+import { translator } from "../src/i18n.js";
+import { noticeText } from "../src/view.js";
 import { ev, JOB, only, PROJECT, run, view } from "./helpers.js";
+
+const en = translator("en");
+const said = (notice) => noticeText(notice, en);
 
 const started = (status = "pending", seq = 1) => ({ type: "tracked", job: view(status, seq, { progress: 0 }), startedHere: true });
 const event = (e) => ({ type: "event", event: e });
@@ -98,7 +103,7 @@ describe("terminal states are final", () => {
   test("failed shows the error and is not polled any more", () => {
     const { state, job } = run([started(), { type: "snapshot", job: view("failed", 4) }]);
     assert.equal(job.status, "failed");
-    assert.match(job.notice.text, /disk full/);
+    assert.match(said(job.notice), /disk full/);
     assert.deepEqual(jobsToPoll(state), []);
   });
 });
@@ -143,8 +148,8 @@ describe("cancel", () => {
     ]);
     assert.equal(job.status, "completed");
     assert.equal(job.offer, "finished-before-cancel");
-    assert.equal(job.notice.text, NOTICES.finishedBeforeCancel);
-    assert.match(job.notice.text, /finished before it could be cancelled/);
+    assert.equal(job.notice.kind, "finished-before-cancel");
+    assert.match(said(job.notice), /finished before it could be cancelled/);
     assert.equal(job.cancelInFlight, false);
     assert.equal(only(effects, "autoDownload").length, 0);
   });
@@ -165,7 +170,7 @@ describe("cancel", () => {
     const failed = run([started(), event(ev(2, "started")), { type: "cancelClicked", jobId: JOB }, { type: "cancelFailed", jobId: JOB, error: "HTTP 500" }]);
     assert.equal(failed.job.cancelInFlight, false);
     assert.equal(failed.job.notice.kind, "cancel-failed");
-    assert.match(failed.job.notice.text, /HTTP 500/);
+    assert.match(said(failed.job.notice), /HTTP 500/);
     const retry = run([{ type: "cancelClicked", jobId: JOB }], failed.state);
     assert.equal(only(retry.effects, "cancel").length, 1, "a second request is allowed once the first failed");
     const done = run([{ type: "cancelSucceeded", jobId: JOB, job: view("cancelled", 3) }], retry.state);

@@ -235,7 +235,7 @@ class Repository:
         return self._run(sql.JOB_FOR_USER,
                                  {"job_id": job_id, "project_id": project_id, "user_id": user_id}).one_or_none()
 
-    def history(self, user_id: str, project_id: str, limit: int) -> Sequence[Row]:
+    def history(self, user_id: str, project_id: str, limit: int, offset: int = 0) -> Sequence[Row]:
         query = (
             select(export_jobs)
             .where(
@@ -245,6 +245,7 @@ class Repository:
             )
             .order_by(export_jobs.c.created_at.desc(), export_jobs.c.id.desc())
             .limit(limit)
+            .offset(offset)
         )
         return (self.conn.execute(query)).all()
 

@@ -1,10 +1,11 @@
-"""Accounts: register, log in (cookie and token), log out, who am I."""
+"""Accounts: register, log in (cookie and token), log out, who am I, am I signed in."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from exportd.api.deps import COOKIE, AppServices, CurrentUser
+from exportd.api.deps import COOKIE, AppServices, CurrentUser, bearer_or_cookie
+from exportd.domain.errors import Unauthorized
 from exportd.domain.requests import Credentials, LoginRequest
 from exportd.store.repository import iso
 from exportd.views import user_view
@@ -33,4 +34,19 @@ async def logout(response: Response) -> dict:
 
 @router.get("/me")
 async def me(user: CurrentUser) -> dict:
+    return {"success": True, "user": user_view(user)}
+
+
+@router.get("/session")
+async def session(request: Request, response: Response, services: AppServices) -> dict:
+    """Who is signed in, or `user: null`: for a page that asks before it knows (a 200 either way,
+    so a browser's first visit logs no failed request). An expired or invalid cookie is cleared."""
+    token = bearer_or_cookie(request)
+    if token is None:
+        return {"success": True, "user": None}
+    try:
+        user = await services.authenticate(token)
+    except Unauthorized:
+        response.delete_cookie(COOKIE, path="/")
+        return {"success": True, "user": None}
     return {"success": True, "user": user_view(user)}

@@ -32,8 +32,9 @@ async def start_export(project_id: str, user: CurrentUser, services: AppServices
 
 @router.get("/projects/{project_id}/export/history")
 async def history(project_id: str, user: CurrentUser, services: AppServices,
-                  limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict:
-    return {"jobs": [job_view(job) for job in await services.history(user.id, project_id, limit)]}
+                  limit: Annotated[int, Query(ge=1, le=100)] = 20, offset: Annotated[int, Query(ge=0)] = 0) -> dict:
+    """The caller's jobs for the project, newest first; `offset` skips that many (for paging)."""
+    return {"jobs": [job_view(job) for job in await services.history(user.id, project_id, limit, offset)]}
 
 
 @router.get(JOB + "/status")

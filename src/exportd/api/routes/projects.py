@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Response, UploadFile
+from fastapi import APIRouter, File, Form, Request, Response, UploadFile
+from fastapi.responses import FileResponse
 from pydantic import TypeAdapter, ValidationError
 
 from exportd.api.deps import AppServices, CurrentUser
 from exportd.domain.errors import BadRequest
 from exportd.domain.requests import PolygonIn, ProjectRequest, SegmentationRequest, ShareRequest
 from exportd.services import Upload
+from exportd.thumbnails import etag
 from exportd.views import image_view, project_view, user_view
 
 router = APIRouter(prefix="/projects", tags=["projects"])
@@ -76,6 +78,24 @@ async def upload_images(
 
 async def _upload(file: UploadFile, default: str) -> Upload:
     return Upload(name=file.filename or default, data=await file.read())
+
+
+@router.get("/{project_id}/images/{image_id}/thumbnail", response_class=Response,
+            responses={200: {"content": {"image/jpeg": {}}, "description": "A JPEG at most 160 px on a side"},
+                       304: {"description": "Not modified (If-None-Match)"}})
+async def thumbnail(project_id: str, image_id: str, request: Request, user: CurrentUser,
+                    services: AppServices) -> Response:
+    """A small preview of an image, for pickers. An image never changes under its id, so the
+    answer carries an ETag and may be kept privately for a week."""
+    path = await services.thumbnail(user.id, project_id, image_id)  # 404 unless the caller sees it
+    headers = {"ETag": etag(image_id), "Cache-Control": "private, max-age=604800, immutable"}
+    if etag(image_id) in _etags(request.headers.get("if-none-match", "")):
+        return Response(status_code=304, headers=headers)
+    return FileResponse(path, media_type="image/jpeg", headers=headers)
+
+
+def _etags(header: str) -> set[str]:
+    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
 
 
 @router.put("/{project_id}/images/{image_id}/segmentation")
