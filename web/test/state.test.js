@@ -5,7 +5,7 @@ import {
   createState, currentJob, decideAfterRecheck, jobsToPoll, mayAutoDownload, persistable, reduce,
 } from "../src/state.js";
 import { translator } from "../src/i18n.js";
-import { noticeText } from "../src/view.js";
+import { noticeText, remainingSeconds } from "../src/view.js";
 import { ev, JOB, only, PROJECT, run, view } from "./helpers.js";
 
 const en = translator("en");
@@ -344,5 +344,53 @@ describe("what the panel shows", () => {
 
   test("an unknown action is a programming error", () => {
     assert.throws(() => reduce(createState(), { type: "nope" }), /unknown action/);
+  });
+});
+
+describe("the ETA", () => {
+  /** A progress event at `second` seconds of server time. */
+  const time = (second) => new Date(Date.UTC(2026, 0, 1, 0, 0, 0, second * 1000)).toISOString();
+  const at = (seq, progress, second, etaSeconds = 99) => event(ev(seq, "progress", { progress, etaSeconds, timestamp: time(second) }));
+  const begin = event(ev(2, "started", { timestamp: time(0) }));
+
+  test("is the smoothed rate's, so one fast burst does not make it jump", () => {
+    // 10 % every 2 s, then a burst of 20 % in 1 s
+    const steady = run([started(), begin, at(3, 10, 2), at(4, 20, 4), at(5, 30, 6)]);
+    assert.ok(Math.abs(steady.job.etaSeconds - 14) < 1e-9, `70 % left at 5 %/s: ${steady.job.etaSeconds}`);
+    const burst = run([at(6, 50, 7)], steady.state).job;
+    const raw = 50 / 20; // 50 % left at the burst's own 20 %/s
+    assert.ok(burst.etaSeconds > 2 * raw, `smoothed ${burst.etaSeconds} s, not the burst's ${raw} s`);
+    assert.ok(burst.etaSeconds < 10, "but it does move towards the faster rate");
+  });
+
+  test("falls back to the server's estimate until there is a rate, and counts down between events", () => {
+    const { job } = run([started(), at(2, 10, 2, 30)]); // followed from mid-way: no start to measure from
+    assert.equal(job.etaSeconds, 30);
+    assert.equal(remainingSeconds(job, job.etaAt + 4000), 26);
+    assert.equal(remainingSeconds(job, job.etaAt + 60_000), 0, "never below zero");
+  });
+
+  test("a requeued attempt starts its rate over", () => {
+    const running = run([started(), begin, at(3, 10, 2), at(4, 20, 4)]);
+    const requeued = run([event(ev(5, "queued", { attempt: 1 }))], running.state).job;
+    assert.deepEqual([requeued.etaSeconds, requeued.rate, requeued.rateAt, requeued.attempt], [null, null, null, 2]);
+  });
+});
+
+describe("what a finished job leaves behind", () => {
+  test("one toast per job, when it reaches its terminal state", () => {
+    for (const terminal of ["completed", "failed", "cancelled"]) {
+      const { effects, state } = run([started(), event(ev(2, "started")), event(ev(3, terminal))]);
+      assert.deepEqual(only(effects, "toast").map((e) => e.kind), [terminal]);
+      const late = run([{ type: "snapshot", job: view(terminal, 4) }, event(ev(4, "progress"))], state);
+      assert.equal(only(late.effects, "toast").length, 0, "no second toast");
+    }
+  });
+
+  test("a failed job keeps its options, for Try again", () => {
+    const { job } = run([{ type: "tracked", job: view("pending", 1, { options: { includeDocumentation: true } }), startedHere: true },
+      event(ev(2, "started")), event(ev(3, "failed"))]);
+    assert.deepEqual(job.options, { includeDocumentation: true });
+    assert.deepEqual(job.notice, { kind: "failed", params: { error: "disk full" } });
   });
 });
