@@ -2,8 +2,13 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
 import {
-  hasCancel, isDownloaded, keys, loadJobs, loadMarks, markCancel, markDownloaded, MemoryStorage, parseKey, pruneMarks, saveJobs,
+  hasCancel, isDownloaded, keys, loadJobs, loadMarks, markCancel, markDownloaded, MemoryStorage, parseKey, pruneMarks, removeJob,
+  resilientStorage, saveJobs,
 } from "../src/persist.js";
+import { createTab, ev, fakeApi, view } from "./helpers.js";
+
+const startedHere = { type: "tracked", job: view("pending", 1, { progress: 0 }), startedHere: true };
+const completed = [{ type: "event", event: ev(2, "started") }, { type: "event", event: ev(3, "completed") }];
 
 const entry = (jobId, extra = {}) => ({ jobId, projectId: "p", status: "processing", progress: 10, startedHere: true, ...extra });
 
@@ -57,5 +62,70 @@ describe("marks", () => {
     assert.deepEqual(parseKey(keys.job("u", "j")), { kind: "job", userId: "u", jobId: "j" });
     assert.equal(parseKey("something-else"), null);
     assert.equal(parseKey(null), null);
+  });
+});
+
+describe("a full or disabled localStorage", () => {
+  /** localStorage with its quota used up: reads work, every write throws. */
+  class FullStorage extends MemoryStorage {
+    setItem() {
+      throw Object.assign(new Error("The quota has been exceeded."), { name: "QuotaExceededError" });
+    }
+  }
+  /** localStorage switched off: every call throws. */
+  const disabled = {
+    get length() { throw new Error("SecurityError"); },
+    key() { throw new Error("SecurityError"); },
+    getItem() { throw new Error("SecurityError"); },
+    setItem() { throw new Error("SecurityError"); },
+    removeItem() { throw new Error("SecurityError"); },
+  };
+
+  test("never throws, and this page still reads back what it wrote", () => {
+    for (const backing of [new FullStorage(), disabled]) {
+      const storage = resilientStorage(backing);
+      saveJobs(storage, "u1", [entry("a")], ["a"]);
+      markCancel(storage, "a", Date.now());
+      markDownloaded(storage, "b", Date.now());
+      assert.deepEqual(loadJobs(storage, "u1").map((e) => e.jobId), ["a"]);
+      assert.ok(hasCancel(storage, "a") && isDownloaded(storage, "b"));
+      assert.deepEqual(loadMarks(storage), { cancels: ["a"], downloads: ["b"] });
+      assert.equal(storage.degraded, true);
+      removeJob(storage, "u1", "a");
+      assert.deepEqual(loadJobs(storage, "u1"), []);
+    }
+  });
+
+  test("what the browser did store stays readable, and a write that works again is used", () => {
+    const backing = new FullStorage();
+    MemoryStorage.prototype.setItem.call(backing, keys.downloaded("old"), JSON.stringify({ at: 1 }));
+    const storage = resilientStorage(backing);
+    assert.ok(isDownloaded(storage, "old"));
+    const healthy = resilientStorage(new MemoryStorage());
+    markDownloaded(healthy, "x", 1);
+    assert.ok(isDownloaded(healthy.backing, "x"));
+    assert.equal(healthy.degraded, false);
+  });
+
+  test("the auto-download still happens once, and a cancel still stops it", async () => {
+    const storage = resilientStorage(new FullStorage());
+    const shared = { storage, locks: null, api: fakeApi(), downloads: [], delayMs: 5 }; // no Web Locks: the claim in storage
+    const first = createTab({ ...shared, name: "a" });
+    for (const action of [startedHere, ...completed]) first.dispatch(action);
+    await first.settle();
+    const again = createTab({ ...shared, name: "b" }); // a second tab of this page's storage
+    for (const action of [startedHere, ...completed]) again.dispatch(action);
+    await again.settle();
+    assert.equal(shared.downloads.length, 1);
+
+    const cancelled = createTab({ ...shared, name: "c" });
+    const other = "j-2";
+    cancelled.dispatch({ type: "tracked", job: view("pending", 1, { progress: 0 }, other), startedHere: true });
+    cancelled.dispatch({ type: "event", event: ev(2, "started", {}, other) });
+    cancelled.dispatch({ type: "cancelClicked", jobId: other });
+    cancelled.dispatch({ type: "cancelConflict", jobId: other, job: view("completed", 3, {}, other) });
+    await cancelled.settle();
+    assert.equal(shared.downloads.length, 1, "a job the user asked to cancel is not downloaded");
+    assert.equal(cancelled.state.jobs[other].offer, "finished-before-cancel");
   });
 });
