@@ -65,3 +65,29 @@ describe("the panel's view of a job", () => {
     assert.equal(formatEta(null, en), "");
   });
 });
+
+describe("the panel's words", () => {
+  test("completion warnings are shown as text, with their count", () => {
+    const { job } = run([startedHere, { type: "event", event: ev(2, "completed", { warnings: ["img-3.png: 2 polygons skipped", "img-7.png: no cells"] }) }]);
+    const shown = jobView(job);
+    assert.deepEqual(shown.warnings, ["img-3.png: 2 polygons skipped", "img-7.png: no cells"]);
+    assert.equal(shown.warningsTitle, "2 warnings:");
+    assert.equal(jobView(job, cs).warningsTitle, "2 upozornění:");
+  });
+
+  test("a failed export says why and offers Try again once its options are known", () => {
+    const failed = [{ type: "event", event: ev(2, "failed", { error: "The storage is full." }) }];
+    const known = run([{ type: "tracked", job: view("pending", 1, { progress: 0, options: { includeDocumentation: true } }), startedHere: true }, ...failed]).job;
+    assert.equal(jobView(known).message, "Failed: The storage is full.");
+    assert.equal(jobView(known).statusText, "Failed");
+    assert.equal(jobView(known).showRetry, true);
+    assert.equal(jobView(run([startedHere, ...failed]).job).showRetry, false, "without options there is nothing to repeat");
+  });
+
+  test("a cancel's reason reads in the chosen language", () => {
+    const { job } = run([startedHere, { type: "event", event: ev(2, "cancelled", { reason: "timeout" }) }]);
+    assert.equal(jobView(job).message, "Cancelled (time limit reached)");
+    assert.equal(jobView(job, cs).message, "Zrušeno (vypršel časový limit)");
+    assert.match(jobView(job, cs).notice, /časový limit/);
+  });
+});

@@ -1,0 +1,85 @@
+"""The export dialog's image picker, the language switch, toasts, and a page that logs no errors
+for answers it expects, in headless Chromium against a real `exportd serve`."""
+
+from __future__ import annotations
+
+from playwright.sync_api import expect
+
+from tests.browser.test_export_flows import TIMEOUT_MS, sign_in
+
+
+def console_errors(page) -> list[str]:
+    """Collect what the page logs as errors, and any uncaught exception."""
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return errors
+
+
+def test_the_language_switch_is_remembered_across_a_reload_and_every_text_follows(server, context, downloads):
+    account = server.account(images=2)
+    page = context.new_page()
+    errors = console_errors(page)
+    sign_in(page, server, account)  # the first visit has no session: answered without an error
+    by = page.get_by_test_id
+    expect(by("export-open")).to_have_text("Export…")
+
+    by("language").select_option("cs")
+    expect(by("export-open")).to_have_text("Exportovat…")
+    expect(by("history-refresh")).to_have_text("Obnovit")
+    expect(page.locator("html")).to_have_attribute("lang", "cs")
+
+    page.reload()
+    expect(by("export-open")).to_have_text("Exportovat…", timeout=TIMEOUT_MS)
+    expect(by("language")).to_have_value("cs")
+
+    by("export-open").click()
+    expect(by("tab-visualization")).to_have_text("Vizualizace")
+    expect(by("export-start")).to_have_text("Spustit export")
+    by("export-start").click()
+    job_id = server.the_job(account)["id"]
+    assert server.settled(account, job_id)["status"] == "completed"
+    expect(by("export-status")).to_have_text("Dokončeno", timeout=TIMEOUT_MS)
+    expect(by("toast").filter(has_text="Export dokončen")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(by(f"history-row-{job_id}")).to_contain_text("Dokončeno", timeout=TIMEOUT_MS)
+    assert errors == []
+
+
+def test_the_picker_searches_pages_and_selects_and_the_selection_reaches_the_job(server, context, downloads):
+    account = server.account(images=32)  # two pages of 30
+    headers = {"Authorization": f"Bearer {account.token}"}
+    images = server.http.get(f"/api/projects/{account.project_id}", headers=headers).json()["images"]
+    page = context.new_page()
+    page.set_viewport_size({"width": 860, "height": 860})
+    sign_in(page, server, account)
+    by = page.get_by_test_id
+    by("export-open").click()
+    expect(by("export-start")).to_be_in_viewport()  # the dialog fits, its buttons visible
+
+    thumbnails = by("option-image-list").locator("img")
+    expect(thumbnails).to_have_count(30)
+    expect(by("picker-page")).to_have_text("Page 1 of 2")
+    page.wait_for_function("""() => [...document.querySelectorAll('[data-testid=option-image-list] img')]
+        .slice(0, 6).every((img) => img.complete && img.naturalWidth > 0 && img.naturalWidth <= 160)""",
+                           timeout=TIMEOUT_MS)  # served by the API, small
+
+    by("picker-all").click()
+    expect(by("picker-count")).to_have_text("32 of 32 selected")
+    expect(by("option-images-selected")).to_be_checked()
+    by("picker-next").click()
+    expect(thumbnails).to_have_count(2)
+    by("picker-none").click()
+    expect(by("picker-count")).to_have_text("0 of 32 selected")
+
+    wanted = sorted(images, key=lambda image: image["name"])[:2]
+    by("picker-sort").select_option("name")
+    by("picker-search").fill(wanted[0]["name"].rsplit(".", 1)[0])
+    expect(by(f"option-image-{wanted[0]['id']}")).to_be_visible()
+    by(f"option-image-{wanted[0]['id']}").check()
+    by("picker-search").fill("")
+    by(f"option-image-{wanted[1]['id']}").check()
+    expect(by("picker-count")).to_have_text("2 of 32 selected")
+    by("export-start").click()
+
+    job = server.the_job(account)
+    assert sorted(server.status(account, job["id"])["options"]["selectedImageIds"]) == sorted(i["id"] for i in wanted)
