@@ -152,6 +152,8 @@ export default {
   "format.annotations.coco": "COCO, segmentace instancí",
   "format.annotations.yolo": "YOLO, segmentace",
   "format.annotations.json": "JSON se všemi polygony a jejich měřeními",
+  "format.annotations.masks": "Masky instancí (TIFF, pro Cellpose a StarDist)",
+  "format.annotations.geojson": "GeoJSON pro QuPath",
   "format.metrics.excel": "Sešit Excel",
   "format.metrics.csv": "Tabulka CSV",
   "format.metrics.json": "JSON",

@@ -152,6 +152,8 @@ export default {
   "format.annotations.coco": "COCO instance segmentation",
   "format.annotations.yolo": "YOLO segmentation",
   "format.annotations.json": "JSON with every polygon and its measurements",
+  "format.annotations.masks": "Instance label masks (TIFF, for Cellpose and StarDist)",
+  "format.annotations.geojson": "GeoJSON for QuPath",
   "format.metrics.excel": "Excel workbook",
   "format.metrics.csv": "CSV table",
   "format.metrics.json": "JSON",
