@@ -23,6 +23,7 @@ from pathlib import Path
 
 from exportd.config import Settings
 from exportd.domain.events import EventRecord
+from exportd.domain.filenames import export_file_names
 from exportd.domain.jobs import CancelReason, EventType, JobStatus
 from exportd.domain.options import ExportOptions
 from exportd.engine.hooks import EngineHooks
@@ -31,6 +32,7 @@ from exportd.engine.snapshot import load_snapshot
 from exportd.export.context import ExportCancelled
 from exportd.export.pipeline import build_export
 from exportd.storage import LocalStorage
+from exportd.store.repository import Repository
 from exportd.store.uow import Store
 
 log = logging.getLogger(__name__)
@@ -145,14 +147,20 @@ class LocalEngine:
             def export():
                 scratch.mkdir(exist_ok=True)  # exports_dir exists from the start
                 return build_export(snapshot, options, scratch, job_id=job.id, generated_at=datetime.now(UTC),
-                                    ctx=context, pool=self._processes)
+                                    ctx=context, pool=self._processes, started_at=job.created_at)
 
             result = await self._supervise(running, loop.run_in_executor(self._executor, export))
             await self.hooks.before_complete(job.id, job.attempt)
             elapsed = round(time.monotonic() - running.started, 6)
-            won = await self.store.apply(lambda repo: repo.complete(
-                job.id, job.attempt, file_path=str(result.path), file_name=result.file_name,
-                export_size=result.size, warnings=list(running.warnings), processing_time=elapsed))
+            names = export_file_names(job.project_name, job.created_at, job.id)
+
+            def complete(repo: Repository):
+                return repo.complete(
+                    job.id, job.attempt, file_path=str(result.path),
+                    file_name=repo.unused_export_name(job.user_id, job.id, names),
+                    export_size=result.size, warnings=list(running.warnings), processing_time=elapsed)
+
+            won = await self.store.apply(complete)
             if won is None:
                 await self._remove(scratch)
         except ExportCancelled as stopped:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import shutil
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -13,13 +12,14 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, TextIO
 
+from exportd.domain.filenames import MAX_LENGTH, clean_file_name, export_file_names
 from exportd.export.source import ImageData
 
 CHUNK_SIZE = 1024 * 1024
 COMPRESS_LEVEL = 3  #: zlib level of text entries: 3x as fast as the default 6, about 9 % larger
-MAX_PROJECT_NAME = 60
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: the longest suffix a writer adds to an image's stem (`<stem>_viz.png`, `<stem>.geojson`), so that
+#: every file named after an image stays within `MAX_LENGTH` characters
+DERIVED_SUFFIX = len("_viz.png")
 
 
 class ArchiveWriter:
@@ -93,10 +93,10 @@ class ArchiveWriter:
         return self._zip.open(info, "w")
 
 
-def export_file_name(project_name: str, job_id: str) -> str:
-    """`Demo_spheroids_<jobid>.zip`: safe on every filesystem, unique per job."""
-    stem = _safe(project_name)[:MAX_PROJECT_NAME].strip("._-") or "export"
-    return f"{stem}_{_safe(job_id) or 'job'}.zip"
+def export_file_name(project_name: str, started_at: datetime) -> str:
+    """`Demo_spheroids_2026-11-30_1432.zip`: the project and the export's start, readable and safe
+    on every filesystem (see `domain/filenames.py`; the store adds a short id when two would collide)."""
+    return export_file_names(project_name, started_at, "")[0]
 
 
 def image_file_names(images: Iterable[ImageData]) -> dict[str, str]:
@@ -104,19 +104,22 @@ def image_file_names(images: Iterable[ImageData]) -> dict[str, str]:
 
     Every writer that names a file after an image uses this, so `images/<name>`,
     COCO's `file_name`, YOLO's `<stem>.txt` and `<stem>_viz.png` always agree.
-    Stems are unique too (ignoring case), so `a.png` and `a.jpg` never share a
-    label file.
+    Names keep their Unicode and lose what Windows refuses (`clean_file_name`);
+    a stem is short enough that every file named after it stays within
+    `MAX_LENGTH` characters. Stems are unique too (ignoring case), so `a.png`
+    and `a.jpg` never share a label file.
     """
     names: dict[str, str] = {}
     taken: set[str] = set()
     for number, image in enumerate(images, 1):
-        base = PurePosixPath(image.name.replace("\\", "/")).name
-        base = re.sub(r"[\x00-\x1f\x7f]", "", base).strip() or f"image_{number}.png"
-        name, counter = base, 1
+        base = clean_file_name(PurePosixPath(image.name.replace("\\", "/")).name, f"image_{number}.png")
+        stem, suffix = file_stem(base), base[len(file_stem(base)):]
+        stem = stem[:MAX_LENGTH - max(DERIVED_SUFFIX, len(suffix))].rstrip(" .") or f"image_{number}"
+        name, counter = stem + suffix, 1
         while file_stem(name).lower() in taken:
             counter += 1
-            stem, dot, suffix = base.rpartition(".")
-            name = f"{stem}_{counter}.{suffix}" if dot and stem else f"{base}_{counter}"
+            tail = f"_{counter}"
+            name = stem[:MAX_LENGTH - max(DERIVED_SUFFIX, len(suffix)) - len(tail)] + tail + suffix
         taken.add(file_stem(name).lower())
         names[image.id] = name
     return names
@@ -125,11 +128,6 @@ def image_file_names(images: Iterable[ImageData]) -> dict[str, str]:
 def file_stem(name: str) -> str:
     """`spheroid_01` for `spheroid_01.png`; a name without a suffix is its own stem."""
     return PurePosixPath(name).stem
-
-
-def _safe(text: str) -> str:
-    collapsed = _UNSAFE.sub("_", text.strip())
-    return re.sub(r"_{2,}", "_", collapsed).strip("_")
 
 
 def _checked(arcname: str) -> str:

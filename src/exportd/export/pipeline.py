@@ -52,8 +52,12 @@ def build_export(
     generated_at: datetime,
     ctx: StepContext,
     pool: Executor | None = None,
+    started_at: datetime | None = None,
 ) -> ExportResult:
     """Write the ZIP for `options` into `out_dir`; raises ExportCancelled when told to stop.
+
+    The ZIP is named after the project and `started_at`, when the export was started
+    (by default `generated_at`).
 
     `pool`, a process pool owned by the caller, computes the per-image parts, at
     most twice its worker count of batches at a time; without one they are
@@ -77,7 +81,7 @@ def build_export(
         },
     )
     workers = Workers(job.raise_if_cancelled, pool)
-    file_name = export_file_name(project.name, job_id)
+    file_name = export_file_name(project.name, started_at or generated_at)
     archive = ArchiveWriter(out_dir / file_name, generated_at)
     try:
         if options.include_original_images:

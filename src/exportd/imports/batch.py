@@ -20,6 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import ValidationError
 
 from exportd.domain.errors import BadRequest
+from exportd.domain.filenames import clean_file_name
 from exportd.domain.requests import MAX_POINTS, PolygonIn
 from exportd.imports import coco as coco_files
 from exportd.imports.labels import UnreadableLabels, label_polygons, match_labels, read_labels
@@ -223,15 +224,15 @@ def _unusable(upload: Upload, reason: str) -> BadRequest:
     return BadRequest(f"{upload.name!r} {reason}.", field="files", reason=reason)
 
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
 _EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "BMP": ".bmp"}
 _VALID = {"PNG": {".png"}, "JPEG": {".jpg", ".jpeg"}, "TIFF": {".tif", ".tiff"}, "BMP": {".bmp"}}
 
 
 def safe_name(name: str, kind: str) -> str:
-    """The file name as stored: its last part, safe characters only, an extension that fits `kind`."""
-    base = _UNSAFE.sub("_", Path(name.replace("\\", "/")).name).strip(" .") or "image"
-    stem, suffix = Path(base).stem[:120] or "image", Path(base).suffix.lower()
+    """The file name as stored: its last part, in its own language but safe on every filesystem
+    (`clean_file_name`), with an extension that fits `kind`."""
+    base = clean_file_name(Path(name.replace("\\", "/")).name, "image")
+    stem, suffix = Path(base).stem or "image", Path(base).suffix.lower()
     return stem + (suffix if suffix in _VALID[kind] else _EXTENSIONS[kind])
 
 

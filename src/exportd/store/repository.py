@@ -387,6 +387,16 @@ class Repository:
             "new_lease_expires_at": utcnow() + timedelta(seconds=lease_seconds)})
         return result.rowcount == 1
 
+    def unused_export_name(self, user_id: str, job_id: str, names: Sequence[str]) -> str:
+        """The first of `names` that no other export of the user has (its last should be unique by
+        construction, e.g. contain the job id). Call it in the completing transaction: the user's row
+        lock serialises the choice."""
+        self.lock_user(user_id)
+        query = select(export_jobs.c.file_name).where(
+            export_jobs.c.user_id == user_id, export_jobs.c.file_name.in_(list(names)), export_jobs.c.id != job_id)
+        taken = set(self.conn.execute(query).scalars())
+        return next((name for name in names if name not in taken), names[-1])
+
     def complete(self, job_id: str, attempt: int, *, file_path: str, file_name: str, export_size: int,
                  warnings: list[str], processing_time: float) -> Row | None:
         now = utcnow()

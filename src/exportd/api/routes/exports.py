@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from exportd.api.deps import AppServices, CurrentUser, CurrentUserId, IdempotencyKey, bearer_or_cookie
 from exportd.domain.errors import Unauthorized
 from exportd.domain.events import events_json_schema
+from exportd.domain.filenames import ascii_fallback
 from exportd.domain.options import dialog_defaults
 from exportd.domain.requests import ExportRequest
 from exportd.store.repository import iso
@@ -81,10 +82,16 @@ async def download(project_id: str, job_id: str, request: Request, services: App
         finally:
             export.handle.close()
 
-    disposition = f"attachment; filename=\"{export.file_name}\"; filename*=UTF-8''{quote(export.file_name)}"
+    disposition = attachment(export.file_name)
     return StreamingResponse(chunks(), media_type="application/zip",
                              headers={"Content-Length": str(export.size), "Content-Disposition": disposition,
                                       "Cache-Control": "no-store"})
+
+
+def attachment(file_name: str) -> str:
+    """Content-Disposition for a download: the name in UTF-8 (RFC 5987 `filename*`, which browsers
+    prefer) and an ASCII fallback for clients that only read `filename`."""
+    return f"attachment; filename=\"{ascii_fallback(file_name)}\"; filename*=UTF-8''{quote(file_name, safe='')}"
 
 
 @router.delete(JOB, status_code=204)
