@@ -3,7 +3,9 @@
 A connection authenticates with the same JWT as HTTP (``auth: {token}`` or the
 ``access_token`` cookie) and joins ``user:<id>``. Client messages are answered
 through acknowledgements; a malformed one gets an error ack and never drops the
-connection.
+connection. Every event a client sends with an acknowledgement is answered,
+whatever its name, arguments or types; only a packet over ``MAX_MESSAGE_BYTES``
+or one that breaks the Socket.IO protocol itself closes that one connection.
 """
 
 from __future__ import annotations
@@ -16,12 +18,38 @@ import socketio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from exportd.api.deps import COOKIE
-from exportd.domain.errors import BadRequest, ExportdError, Unauthorized
+from exportd.domain.errors import BadRequest, ExportdError
 from exportd.realtime.origins import origin_check
 from exportd.services import Services
 from exportd.views import cancel_view, error_view, job_view
 
 log = logging.getLogger(__name__)
+
+
+#: a packet larger than this is a transport violation: Engine.IO closes that connection (the client reconnects)
+MAX_MESSAGE_BYTES = 1_000_000
+
+
+#: the event name a packet gets when it names none (``42{}``, ``42[{"a": 1}]``): answered as an unknown event
+MALFORMED_EVENT = "(malformed)"
+
+
+class _NamedEventPacket(socketio.packet.Packet):
+    """python-socketio's packet, except that an event packet always names its event with a string.
+
+    The library indexes its handlers with whatever the client put first, so an event named by an
+    object or a list would fail before any handler runs, and the client's call would never be
+    answered. Here such a packet becomes an unknown event and gets its error ack like any other.
+    """
+
+    def decode(self, encoded_packet):
+        attachments = super().decode(encoded_packet)
+        if self.packet_type in (socketio.packet.EVENT, socketio.packet.BINARY_EVENT):
+            if not isinstance(self.data, list) or not self.data:
+                self.data = [MALFORMED_EVENT]
+            elif not isinstance(self.data[0], str):
+                self.data = [MALFORMED_EVENT, *self.data[1:]]
+        return attachments
 
 
 def room(user_id: str) -> str:
@@ -45,10 +73,14 @@ class CancelMessage(_Message):
 def create_sio(services: Services, *, allowed_origins: list[str], client_manager=None) -> socketio.AsyncServer:
     """The server; a browser handshake is accepted only from the origins `origin_check` allows."""
     sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins=origin_check(allowed_origins),
-                               client_manager=client_manager, logger=False, engineio_logger=False)
+                               client_manager=client_manager, logger=False, engineio_logger=False,
+                               max_http_buffer_size=MAX_MESSAGE_BYTES, serializer=_NamedEventPacket)
 
     @sio.event
-    async def connect(sid: str, environ: dict, auth: Any = None) -> None:
+    async def connect(sid: str, environ: Any = None, auth: Any = None, *extra: Any) -> dict | None:
+        if (await sio.get_session(sid)).get("user_id"):
+            # not a handshake: a connected client sent an event named "connect"; it changes nothing
+            return _unknown("connect")
         token = auth.get("token") if isinstance(auth, dict) else None
         token = token if isinstance(token, str) and token else _cookie_token(environ)
         if not token:
@@ -56,13 +88,14 @@ def create_sio(services: Services, *, allowed_origins: list[str], client_manager
                                                               "error": "Authentication is required."})
         try:
             user = await services.authenticate(token)
-        except Unauthorized as error:
+        except ExportdError as error:  # a bad token, or a store that cannot answer now
             raise socketio.exceptions.ConnectionRefusedError({"code": error.code, "error": error.message}) from None
         await sio.save_session(sid, {"user_id": user.id})
         await sio.enter_room(sid, room(user.id))
+        return None
 
     @sio.on("export:sync")
-    async def sync(sid: str, data: Any = None) -> dict:
+    async def sync(sid: str, *data: Any) -> dict:
         async def handle(user_id: str) -> dict:
             message = _parse(SyncMessage, data)
             job, events = await services.sync(user_id, message.jobId, message.afterSeq)
@@ -71,18 +104,28 @@ def create_sio(services: Services, *, allowed_origins: list[str], client_manager
         return await _answer(sio, sid, handle)
 
     @sio.on("export:cancel")
-    async def cancel(sid: str, data: Any = None) -> dict:
+    async def cancel(sid: str, *data: Any) -> dict:
         async def handle(user_id: str) -> dict:
             message = _parse(CancelMessage, data)
             return cancel_view(await services.cancel(user_id, message.projectId, message.jobId))
 
         return await _answer(sio, sid, handle)
 
+    @sio.event
+    async def disconnect(sid: str, *data: Any) -> dict:
+        return _unknown("disconnect")  # acks a client's event of that name; a real disconnect ignores it
+
     @sio.on("*")
-    async def unknown(event: str, sid: str, data: Any = None) -> dict:
-        return error_view(BadRequest(f"Unknown event {event!r}."))
+    async def unknown(event: Any, sid: str, *data: Any) -> dict:
+        return _unknown(event)
 
     return sio
+
+
+def _unknown(event: Any) -> dict:
+    name = event if isinstance(event, str) else repr(event)
+    shown = name if len(name) <= 64 else name[:64] + "…"  # a huge name is not echoed back
+    return error_view(BadRequest(f"Unknown event {shown!r}."))
 
 
 async def _answer(sio: socketio.AsyncServer, sid: str, handle) -> dict:
@@ -96,9 +139,11 @@ async def _answer(sio: socketio.AsyncServer, sid: str, handle) -> dict:
         return {"success": False, "error": "Internal server error", "code": "INTERNAL_ERROR"}
 
 
-def _parse(model: type[_Message], data: Any) -> Any:
-    if not isinstance(data, dict):
-        raise BadRequest("The message must be an object.")
+def _parse(model: type[_Message], arguments: tuple[Any, ...]) -> Any:
+    """The message: exactly one object, valid for `model`."""
+    if len(arguments) != 1 or not isinstance(arguments[0], dict):
+        raise BadRequest("The message must be one object.")
+    data = arguments[0]
     try:
         return model.model_validate(data)
     except ValidationError as error:
@@ -107,8 +152,8 @@ def _parse(model: type[_Message], data: Any) -> Any:
         raise BadRequest(f"{field}: {first['msg']}", field=field) from None
 
 
-def _cookie_token(environ: dict) -> str | None:
-    raw = environ.get("HTTP_COOKIE")
+def _cookie_token(environ: Any) -> str | None:
+    raw = environ.get("HTTP_COOKIE") if isinstance(environ, dict) else None
     if not raw:
         return None
     cookie = SimpleCookie()
