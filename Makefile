@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test install web bench clean
+.PHONY: demo test stress install web bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ demo: install
 test: install
 	npm test --prefix web
 	$(PY) -m pytest
+
+# The long proof runs (the `stress` marker): thousands of fuzzed socket messages, forced races, faults.
+stress: install
+	$(PY) -m pytest -m stress
 
 bench: install
 	$(PY) -m pip install --quiet -e '.[test,bench]'

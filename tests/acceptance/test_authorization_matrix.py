@@ -109,12 +109,14 @@ MATRIX: dict[tuple[str, str], Row] = {
         "email": "owner@example.com", "password": "correct horse"}}),
     ("POST", "/api/auth/logout"): Row(public(200)),
     ("GET", "/api/auth/me"): Row(signed_in(200)),
+    ("GET", "/api/auth/session"): Row(public(200)),  # `user: null` unless the credentials are good
     ("POST", "/api/projects"): Row(signed_in(201), lambda w, actor: {"json": {"name": f"{actor}'s"}}),
     ("GET", "/api/projects"): Row(signed_in(200)),
     ("GET", "/api/projects/{project_id}"): Row(project_reader(200)),
     ("DELETE", "/api/projects/{project_id}"): Row(project_owner(204), params=lambda w: {"project_id": w.doomed_project}),
     ("POST", "/api/projects/{project_id}/images"): Row(project_owner(201), upload),
     ("PUT", "/api/projects/{project_id}/images/{image_id}/segmentation"): Row(project_owner(200), polygons),
+    ("GET", "/api/projects/{project_id}/images/{image_id}/thumbnail"): Row(project_reader(200)),
     ("GET", "/api/projects/{project_id}/shares"): Row(project_reader(200)),
     ("POST", "/api/projects/{project_id}/shares"): Row(project_owner(201),
                                                        lambda w, actor: {"json": {"email": w.guest_email}}),
@@ -224,6 +226,10 @@ async def test_every_route_answers_each_kind_of_caller_as_the_contract_says(tmp_
         if expected >= 400:
             code = {401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND", 409: "CONFLICT"}[expected]
             assert_error(response, expected, code)
+    sessions = {actor: response.json()["user"] for actor, _, path, _, response in outcomes
+                if path == "/api/auth/session"}
+    assert {actor for actor, user in sessions.items() if user is not None} == {"owner", "member", "stranger"}
+    assert sessions["owner"]["id"] == world.owner_id
     # nobody but the owner changed anything of the owner's
     assert job_after == job_before
     member_images = [image for image in project_after["images"] if image["name"] != "owner.png"]
