@@ -98,6 +98,48 @@ export function createApi({ fetch: fetchImpl = globalThis.fetch.bind(globalThis)
     cancel: (projectId, jobId) => call("POST", `${job(projectId, jobId)}/cancel`),
     downloadToken: (projectId, jobId) => call("POST", `${job(projectId, jobId)}/download-token`),
     discard: (projectId, jobId) => call("DELETE", job(projectId, jobId)),
+    createProject: (name) => call("POST", "/projects", { body: { name } }),
+    uploadImages: (projectId, form, onProgress) => upload(`${base}/projects/${p(projectId)}/images`, form, onProgress),
     history: (projectId, limit = 20, offset = 0) => call("GET", `/projects/${p(projectId)}/export/history?limit=${limit}&offset=${offset}`),
   };
+}
+
+/**
+ * A multipart upload with progress (fetch cannot report an upload's progress; XMLHttpRequest can).
+ * Resolves with `{ok: true, body}`, or `{ok: false, status, body, message}` for any failure
+ * (status 0: the server could not be reached); it never rejects.
+ * @param {string} url
+ * @param {FormData} form
+ * @param {(fraction: number) => void} [onProgress]
+ */
+export function upload(url, form, onProgress) {
+  return new Promise((resolve) => {
+    const request = new XMLHttpRequest();
+    request.open("POST", url);
+    request.withCredentials = true;
+    request.setRequestHeader("Accept", "application/json");
+    request.upload.addEventListener("progress", (event) => {
+      if (event.lengthComputable && event.total > 0) onProgress?.(event.loaded / event.total);
+    });
+    request.addEventListener("load", () => {
+      let body = null;
+      try {
+        body = request.responseText ? JSON.parse(request.responseText) : null;
+      } catch {
+        body = null;
+      }
+      if (request.status >= 200 && request.status < 300) resolve({ ok: true, body });
+      else {
+        const error = new ApiError(request.status, body);
+        resolve({ ok: false, status: request.status, body, message: error.message, error });
+      }
+    });
+    const failed = () => {
+      const error = new ApiError(0, null);
+      resolve({ ok: false, status: 0, body: null, message: error.message, error });
+    };
+    request.addEventListener("error", failed);
+    request.addEventListener("abort", failed);
+    request.send(form);
+  });
 }

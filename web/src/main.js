@@ -4,6 +4,8 @@
 import { ApiError, createApi, errorText } from "./api.js";
 import { Downloader } from "./downloader.js";
 import { pickLanguage, saveLanguage, translator } from "./i18n.js";
+import { runImport } from "./importer.js";
+import { createImportUi } from "./import_ui.js";
 import { ANNOTATION_FORMATS, METRICS_FORMATS } from "./options.js";
 import * as persist from "./persist.js";
 import { connectSocket } from "./socket.js";
@@ -78,6 +80,19 @@ const ui = createUi({
   dismiss: (jobId) => dispatch({ type: "dismissed", jobId }),
   refreshHistory: () => refreshHistory(),
   moreHistory: () => void moreHistory(),
+  createProject: (name) => createProject(name),
+  openImport: () => openImport(),
+});
+
+/** The import running in this tab, if any. */
+const importing = { stopped: false, projectId: /** @type {string|null} */ (null) };
+
+const importUi = createImportUi({
+  start: (request) => void startImport(request),
+  stop: () => {
+    importing.stopped = true;
+  },
+  exportNow: () => void openExport(),
 });
 
 // -- the one place state changes -------------------------------------------------
@@ -240,7 +255,9 @@ function onConnection(connected) {
 
 async function boot() {
   ui.bind();
+  importUi.bind();
   ui.setTranslator(t);
+  importUi.setTranslator(t);
   window.addEventListener("storage", onStorage);
   window.addEventListener("hashchange", () => {
     const id = projectFromHash();
@@ -259,6 +276,7 @@ function setLanguage(language) {
   saveLanguage(storage, language); // a full or disabled storage: the choice lasts for this page
   t = translator(language);
   ui.setTranslator(t);
+  importUi.setTranslator(t);
 }
 
 async function login(email, password) {
@@ -466,6 +484,50 @@ async function loadDefaults() {
     app.notice = text("notice.options-failed", { error: errorText(error, t) });
     render();
   }
+}
+
+/**
+ * A new project, then straight to importing into it.
+ * @returns {Promise<Text>} the problem, or null
+ */
+async function createProject(name) {
+  if (!name.trim()) return text("error.projectName");
+  try {
+    const project = await api.createProject(name.trim());
+    await loadProjects();
+    await selectProject(project.id);
+    openImport();
+    return null;
+  } catch (error) {
+    return text("notice.project-create-failed", { error: errorText(error, t) });
+  }
+}
+
+function openImport() {
+  const project = app.project ?? app.projects.find((p) => p.id === app.projectId);
+  if (!project) return;
+  importUi.open(project.name ?? "");
+}
+
+/** Import the chosen files into the selected project, one image per request (importer.js). */
+async function startImport({ rows, coco, className }) {
+  const projectId = app.projectId;
+  if (!projectId) return;
+  importing.stopped = false;
+  importing.projectId = projectId;
+  const send = async (row, onProgress) => {
+    const form = new FormData();
+    form.append("files", row.file, row.file.name);
+    if (coco) form.append("coco", coco, coco.name);
+    for (const mask of row.masks) form.append("masks", mask, mask.name);
+    if (row.masks.length) form.append("className", className);
+    const answer = await api.uploadImages(projectId, form, onProgress);
+    return answer.ok ? answer : { ...answer, message: errorText(answer.error, t) };
+  };
+  const done = await runImport(rows, send, (next) => importUi.progress(next, false), () => importing.stopped);
+  importUi.progress(done, true);
+  await loadProjects();
+  if (app.projectId === projectId) await loadProject(projectId);
 }
 
 /** "Try again" on a failed export: the same options, as a new export. */

@@ -27,6 +27,8 @@ const TOAST_MS = 6000;
  *   dismiss(jobId: string): void,
  *   refreshHistory(): void,
  *   moreHistory(): void,
+ *   createProject(name: string): Promise<Text>,
+ *   openImport(): void,
  *   newKey(): string,
  * }} actions
  */
@@ -44,6 +46,7 @@ export function createUi(actions) {
   let lastModel = /** @type {any} */ (null);
   let loginError = /** @type {Text} */ (null);
   let dialogError = /** @type {Text|string} */ ("");
+  let projectError = /** @type {Text} */ (null);
 
   function bind() {
     $("#login-form").addEventListener("submit", async (event) => {
@@ -71,6 +74,15 @@ export function createUi(actions) {
     });
 
     $("#export-open").addEventListener("click", () => actions.openExport());
+    $("#import-open").addEventListener("click", () => actions.openImport());
+    $("#project-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const form = /** @type {HTMLFormElement} */ (event.currentTarget);
+      const input = /** @type {HTMLInputElement} */ (form.elements.namedItem("name"));
+      projectError = await actions.createProject(input.value);
+      showProjectError();
+      if (!projectError) input.value = "";
+    });
     $("#export-cancel").addEventListener("click", () => shown.jobId && actions.cancel(shown.jobId));
     $("#export-retry").addEventListener("click", () => shown.jobId && actions.retry(shown.jobId));
     $("#export-download").addEventListener("click", () => shown.jobId && actions.download(shown.projectId, shown.jobId, shown.fileName));
@@ -107,6 +119,7 @@ export function createUi(actions) {
       element.setAttribute("aria-label", t(/** @type {HTMLElement} */ (element).dataset.i18nAriaLabel ?? ""));
     }
     showLoginError(loginError);
+    showProjectError();
     if (dialogOpen()) {
       renderDialogTexts();
       renderPicker();
@@ -126,6 +139,12 @@ export function createUi(actions) {
     const element = $("#login-error");
     element.textContent = say(problem);
     element.hidden = !problem;
+  }
+
+  function showProjectError() {
+    const element = $("#project-error");
+    element.textContent = say(projectError);
+    element.hidden = !projectError;
   }
 
   function showDialogError(problem) {
@@ -494,6 +513,7 @@ export function createUi(actions) {
     const count = project?.imageCount ?? (Array.isArray(project?.images) ? project.images.length : null);
     const meta = count == null ? [] : [t("projects.images", { count })];
     if (project?.role === "shared") meta.push(t("projects.shared"));
+    $("#import-open").hidden = project?.role === "shared"; // only the owner adds images
     $("#project-meta").textContent = meta.join(" · ");
 
     const job = model.job;

@@ -65,7 +65,7 @@ describe("no visible string outside the catalogues", () => {
     // strings the view returns. A literal with a letter in any of them is a hard-coded text.
     const sinks = /(?:\.textContent|\.title|\.alt|\.placeholder|\.innerHTML|\.innerText)\s*=\s*(["'`])([^"'`]*)\1/g;
     const attributes = /setAttribute\(\s*"(?:aria-(?:label|valuetext|description)|title|alt|placeholder)"\s*,\s*(["'`])([^"'`]*)\1/g;
-    for (const name of ["ui.js", "view.js", "main.js", "options.js", "picker.js", "state.js", "downloader.js"]) {
+    for (const name of ["ui.js", "import_ui.js", "view.js", "main.js", "options.js", "picker.js", "importer.js", "state.js", "downloader.js"]) {
       const source = read(name).replace(/^\s*(?:\/\/|\*|\/\*\*).*$/gm, "").replace(/\s\/\/ .*$/gm, ""); // comments
       for (const pattern of [sinks, attributes]) {
         for (const match of source.matchAll(pattern)) {
