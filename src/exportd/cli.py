@@ -1,8 +1,8 @@
 """The ``exportd`` command: run the service, apply migrations, and use a running service as a client.
 
 Server side, here: ``serve``, ``migrate``. Client side, in ``exportd.client.commands``:
-``login``, ``logout``, ``projects``, ``export``, ``status``, ``cancel``,
-``download``, ``discard``.
+``login``, ``logout``, ``projects`` (``projects create``), ``import``, ``export``,
+``exports``, ``status``, ``cancel``, ``download``, ``discard``.
 """
 
 from __future__ import annotations
@@ -68,8 +68,11 @@ def migrate(
 
 
 # The client commands (login, projects, export, status, cancel, ...) live with the SDK they drive.
-for _command in CLIENT_COMMANDS:
-    app.command()(_command)
+for _name, _command in CLIENT_COMMANDS:
+    if isinstance(_command, typer.Typer):
+        app.add_typer(_command, name=_name)
+    else:
+        app.command(_name)(_command)
 
 
 def main() -> None:

@@ -259,7 +259,10 @@ class Services:
             if options.selected_image_ids is not None:
                 _check_selection(options.selected_image_ids, repo.image_ids_of(project_id))
             if repo.count_active(user_id, limit=limit) >= limit:
-                raise errors.TooManyActiveExports(retry_after=self.settings.retry_after_seconds)
+                active = [{"id": job.id, "projectId": job.project_id, "projectName": job.project_name,
+                           "status": job.status, "progress": job.progress}
+                          for job in repo.active_jobs(user_id=user_id)]
+                raise errors.TooManyActiveExports(retry_after=self.settings.retry_after_seconds, active=active)
             job = repo.create_job(project_id=project_id, user_id=user_id, options=options.to_json(),
                                   project_name=request.project_name or project.name)
             if idempotency_key is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 import zipfile
@@ -101,8 +102,10 @@ async def test_export_writes_a_valid_zip_to_out(tmp_path):
         assert shown.code == 0 and "completed" in shown.out
 
 
-async def _interrupted_export(tmp_path: Path, *, wait_until_processing: bool) -> None:
-    """Start `exportd export` on a job held after its first item, press Ctrl-C, and check the outcome."""
+async def _interrupted_export(tmp_path: Path, *, wait_until_processing: bool, signal_number: int = signal.SIGINT,
+                              exit_code: int = 130) -> None:
+    """Start `exportd export` on a job held after its first item, press Ctrl-C (or send `signal_number`),
+    and check the outcome."""
     async with running(tmp_path, items=1) as app:
         cli = Cli(tmp_path)
         token, project_id = await account(app, cli)
@@ -121,10 +124,10 @@ async def _interrupted_export(tmp_path: Path, *, wait_until_processing: bool) ->
                 await app.items.reached(job["id"], timeout=30)  # processing, held after its first item
                 await until_status(http, project_id, job["id"], "processing")
 
-            process.send_signal(signal.SIGINT)
+            process.send_signal(signal_number)
             result = await finished(process)
 
-            assert result.code == 130, result
+            assert result.code == exit_code, result
             assert "Traceback" not in result.err and "Unclosed" not in result.err, result.err
             assert (await status(http, project_id, job["id"]))["status"] == "cancelled"
         assert list(out.iterdir()) == []  # no file at --out, and no temporary file beside it
@@ -137,6 +140,80 @@ async def test_ctrl_c_during_an_export_cancels_it_on_the_server_exits_130_and_wr
 async def test_ctrl_c_as_soon_as_the_job_exists_cancels_it_too(tmp_path):
     """The CLI may still be connecting its socket: the interrupt cuts that short and still cancels cleanly."""
     await _interrupted_export(tmp_path, wait_until_processing=False)
+
+
+async def test_sigterm_cancels_the_export_like_ctrl_c_exits_143_and_writes_nothing(tmp_path):
+    await _interrupted_export(tmp_path, wait_until_processing=True, signal_number=signal.SIGTERM, exit_code=143)
+
+
+async def test_export_prints_the_job_id_then_the_file_and_out_naming_a_folder_uses_the_servers_file_name(tmp_path):
+    async with running(tmp_path) as app:
+        cli = Cli(tmp_path)
+        _, project_id = await account(app, cli)
+        existing = tmp_path / "existing"
+        existing.mkdir()
+        into_new = await cli.run("export", project_id, "--out", f"{tmp_path / 'new'}/", "--no-visualizations",
+                                 "--annotations", "masks,geojson")
+        into_existing = await cli.run("export", project_id, "--out", str(existing), "--no-visualizations")
+        listed = await cli.run("exports", project_id)
+
+    assert into_new.code == 0 and into_existing.code == 0, (into_new, into_existing)
+    saved_new, saved_existing = list((tmp_path / "new").iterdir()), list(existing.iterdir())
+    assert len(saved_new) == 1 and len(saved_existing) == 1
+    for result, saved in ((into_new, saved_new[0]), (into_existing, saved_existing[0])):
+        out = " ".join(result.out.split())
+        job_id = re.search(r"Export (\S+) started", out).group(1)
+        assert out.index(f"Export {job_id} started") < out.index(f"Saved {saved}")
+        assert saved.name.endswith(".zip") and saved.name != "new"
+        assert job_id in listed.out
+    with zipfile.ZipFile(saved_new[0]) as archive:
+        names = archive.namelist()
+    assert any(name.startswith("masks/") for name in names) and any(name.endswith(".geojson") for name in names)
+    rows = [line for line in listed.out.splitlines() if "completed" in line]
+    assert len(rows) == 2 and all(re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", row) for row in rows)
+    assert all(re.search(r"\d+(\.\d)? KB", row) for row in rows)
+
+
+async def test_export_wait_waits_out_the_active_export_naming_it_then_runs(tmp_path):
+    async with running(tmp_path, items=1, retry_after_seconds=1) as app:
+        cli = Cli(tmp_path)
+        token, project_id = await account(app, cli)
+        async with app.client(token) as http:
+            active = (await http.post(f"/api/projects/{project_id}/export", json={})).json()
+            await app.items.reached(active["id"])
+            refused = await cli.run("export", project_id, "--out", str(tmp_path), "--no-visualizations")
+            process = await cli.spawn("export", project_id, "--out", str(tmp_path), "--no-visualizations", "--wait")
+            before = b""
+            while b"Waiting" not in before:  # the CLI says it waits, and for which export
+                line = await asyncio.wait_for(process.stderr.readline(), 30)
+                assert line, "the CLI ended without waiting"
+                before += line
+            app.items.open_all()  # the active export finishes; the waiting one starts and runs through
+            result = await finished(process)
+            result.err = before.decode() + result.err
+
+    assert refused.code == 1 and f"Export {active['id']}" in " ".join(refused.err.split())
+    assert "--wait" in refused.err
+    assert result.code == 0, result
+    assert f"Export {active['id']} of Spheroids is processing" in " ".join(result.err.split())
+    assert "Saved" in result.out
+
+
+async def test_every_command_says_clearly_when_the_server_cannot_be_reached(tmp_path):
+    async with running(tmp_path) as app:
+        cli = Cli(tmp_path)
+        _, project_id = await account(app, cli)
+    image = tmp_path / "a.png"
+    image.write_bytes(b"\x89PNG")
+    commands = [("projects",), ("projects", "create", "X"), ("import", project_id, str(image)),
+                ("export", project_id, "--out", str(tmp_path)), ("exports", project_id), ("status", "job-1"),
+                ("cancel", "job-1"), ("download", "job-1", "--out", str(tmp_path)), ("discard", "job-1"),
+                ("login", "--server", app.url, "--email", "ada@example.com", "--password", PASSWORD)]
+    results = await asyncio.gather(*(cli.run(*command) for command in commands))  # the server is gone
+    for command, result in zip(commands, results, strict=True):
+        assert result.code == 1, (command, result)
+        assert "Cannot reach" in result.err and "Is exportd running there?" in result.err, (command, result)
+        assert "Traceback" not in result.err, (command, result)
 
 
 async def test_cancel_and_status_of_a_job_started_elsewhere_find_its_project(tmp_path):

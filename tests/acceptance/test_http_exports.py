@@ -345,6 +345,8 @@ async def test_a_second_start_while_one_is_active_is_429_for_that_user_only(tmp_
     body = assert_error(second, 429, "RATE_LIMIT_EXCEEDED")
     assert int(second.headers["Retry-After"]) > 0
     assert body["error"]
+    assert [(job["id"], job["projectId"], job["status"]) for job in body["active"]] == [
+        (active, ada_project, "processing")]  # which export is in the way
     assert others.status_code == 202, others.text
     assert after.status_code == 202, after.text
 

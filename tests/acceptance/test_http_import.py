@@ -168,12 +168,13 @@ async def test_every_unusable_file_is_named_with_its_reason_and_nothing_is_store
             ("masks", ("good.png", _png(labels_with_every_case(np.uint8))))])
         project = (await http.get(f"/api/projects/{project_id}")).json()
 
-    rejected = {item["file"]: item["reason"] for item in assert_error(masks, 400, "BAD_REQUEST")["rejected"]}
+    rejected = {(item["file"], item.get("image")): item["reason"]
+                for item in assert_error(masks, 400, "BAD_REQUEST")["rejected"]}
     assert rejected == {
-        "notes.png": "is not a readable image",
-        "small.png": "is 10x10, its image small.png is 96x72",
-        "rgb.png": "is a RGB image, not a single-channel label image",
-        "float.tif": "holds float32 values, not integer labels",
+        ("notes.png", None): "is not a readable image",
+        ("small.png", "small.png"): "is 10x10, its image small.png is 96x72",
+        ("rgb.png", "rgb.png"): "is a RGB image, not a single-channel label image",
+        ("float.tif", "float.png"): "holds float32 values, not integer labels",
     }
     assert "Nothing was stored" in masks.json()["error"]
     assert assert_error(coco, 400, "BAD_REQUEST")["rejected"][0]["file"] == "instances.json"

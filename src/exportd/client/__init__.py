@@ -26,6 +26,7 @@ from exportd.client.errors import (
     TooManyActiveExports,
     Unauthorized,
 )
+from exportd.client.importer import ImportSummary
 from exportd.client.models import CancelResult, Job, Project, User
 from exportd.client.sdk import ExportdClient
 from exportd.client.state import CancelOutcome, Ignored, JobState, Receipt, Snapshot
@@ -33,7 +34,7 @@ from exportd.client.state import CancelOutcome, Ignored, JobState, Receipt, Snap
 __all__ = [
     "BadRequest", "CancelOutcome", "CancelResult", "ClientError", "Conflict", "ConnectionFailed",
     "ExportGone", "ExportNotCancellable", "ExportNotReady", "ExportStillActive", "ExportdClient", "ExportdError",
-    "FinishedBeforeCancel", "Forbidden", "Gone", "Ignored", "IncompleteDownload", "InvalidOptions", "Job",
+    "FinishedBeforeCancel", "Forbidden", "Gone", "Ignored", "ImportSummary", "IncompleteDownload", "InvalidOptions", "Job",
     "JobNotFound", "JobState", "NotFound", "PayloadTooLarge", "Project", "RateLimited", "Receipt", "ServerError",
     "Snapshot", "TooManyActiveExports", "Unauthorized", "User",
 ]

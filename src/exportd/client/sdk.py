@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import quote, unquote
@@ -45,6 +46,7 @@ from exportd.client.errors import (
     Unauthorized,
     error_from,
 )
+from exportd.client.importer import ImportSummary, plan_import, run_import
 from exportd.client.models import CancelResult, Job, Project, User
 from exportd.client.state import JobState, Snapshot
 from exportd.domain.events import EventBase, parse_event
@@ -151,6 +153,45 @@ class ExportdClient:
     async def projects(self) -> list[Project]:
         body = (await self._request("GET", "/api/projects")).json()
         return [Project.model_validate(project) for project in body["projects"]]
+
+    async def create_project(self, name: str) -> Project:
+        body = (await self._request("POST", "/api/projects", json={"name": name})).json()
+        return Project.model_validate(body)
+
+    async def upload_images(self, project_id: str, images: Sequence[str | os.PathLike[str] | tuple[str, bytes]], *,
+                            coco: str | os.PathLike[str] | tuple[str, bytes] | None = None,
+                            masks: Sequence[str | os.PathLike[str] | tuple[str, bytes]] | None = None,
+                            segmentation: Mapping[str, Any] | None = None,
+                            class_name: str = "cell") -> dict[str, Any]:
+        """One upload request: images, with polygons from a COCO file, label images or JSON; all or nothing.
+
+        Files are paths or ``(name, bytes)``. Returns the server's answer ``{images, skipped, cells,
+        warnings}``; a refused request raises `BadRequest` whose ``details["rejected"]`` names every
+        refused file with its reason (nothing was stored).
+        """
+        files = [("files", _file(image)) for image in images]
+        if coco is not None:
+            files.append(("coco", _file(coco)))
+        files += [("masks", _file(mask)) for mask in masks or []]
+        data: dict[str, str] = {"className": class_name}
+        if segmentation is not None:
+            data["segmentation"] = json.dumps(segmentation)
+        response = await self._request("POST", f"/api/projects/{quote(project_id)}/images", files=files, data=data)
+        return response.json()
+
+    async def import_images(self, project_id: str, images: Iterable[str | os.PathLike[str]], *,
+                            coco: str | os.PathLike[str] | None = None, masks: str | os.PathLike[str] | None = None,
+                            class_name: str = "cell",
+                            on_batch: Callable[[int, ImportSummary], None] | None = None) -> ImportSummary:
+        """Import image files and folders, with polygons from a COCO file or a folder of label images.
+
+        Sent a few images per request; a file the server refuses is named in the summary with its
+        reason and the rest of its batch is sent again without it. Images already in the project are
+        skipped, so running the same import twice stores nothing twice. `on_batch(images, summary)`
+        is called after each batch (for a progress bar).
+        """
+        plan = plan_import(images, coco=coco, masks=masks)
+        return await run_import(self, project_id, plan, class_name=class_name, on_batch=on_batch)
 
     async def formats(self) -> dict[str, Any]:
         return (await self._request("GET", "/api/export/formats")).json()
@@ -453,6 +494,7 @@ class ExportdClient:
         if job_id in self._projects:
             return self._projects[job_id]
         if not await self._connect_socket():
+            await self._request("GET", "/api/healthz", authenticated=False)  # unreachable: says so
             raise ConnectionFailed("The job's project is unknown and the socket is unavailable to look it up; "
                                    "pass the project id.")
         ack = await self._sio.call("export:sync", {"jobId": job_id, "afterSeq": _LOOKUP_SEQ},
@@ -493,6 +535,14 @@ class ExportdClient:
             return response
         raise error_from(response.status_code, _json(response), retry_after=response.headers.get("Retry-After"),
                          refine=refine)
+
+
+def _file(source: str | os.PathLike[str] | tuple[str, bytes]) -> tuple[str, bytes, str]:
+    if isinstance(source, tuple):
+        name, data = source
+    else:
+        name, data = Path(source).name, Path(source).read_bytes()
+    return name, data, "application/octet-stream"
 
 
 def _job_path(project_id: str, job_id: str, tail: str = "") -> str:

@@ -69,11 +69,12 @@ class NewImage:
 class Prepared:
     new: list[NewImage] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)  #: {file, imageId, reason}
-    rejected: list[dict[str, str]] = field(default_factory=list)  #: {file, reason}
+    rejected: list[dict[str, str]] = field(default_factory=list)  #: {file, reason, image?}
     warnings: list[str] = field(default_factory=list)
 
-    def reject(self, name: str, reason: str) -> None:
-        self.rejected.append({"file": name, "reason": reason})
+    def reject(self, name: str, reason: str, image: str | None = None) -> None:
+        """Refuse file `name`; `image` names the uploaded image it concerns, when it is another file."""
+        self.rejected.append({"file": name, "reason": reason} | ({"image": image} if image else {}))
 
     def refusal(self) -> BadRequest:
         listed = "; ".join(f"{r['file']}: {r['reason']}" for r in self.rejected)
@@ -130,7 +131,8 @@ def prepare(images: Sequence[Upload], existing: Sequence[Existing], *,
         try:
             rows = _rows(polygons.get(upload.name, []))
         except BadRequest as error:
-            result.reject(source.get(upload.name, upload.name), f"{upload.name}: {error.message}")
+            result.reject(source.get(upload.name, upload.name), f"{upload.name}: {error.message}",
+                          image=upload.name if upload.name in source else None)
             continue
         name = unique_name(safe_name(upload.name, kind), taken)
         taken.add(name)
@@ -165,16 +167,17 @@ def _mask_polygons(masks: Sequence[Upload], checked: dict[str, tuple[int, int, s
             result.warnings.append(f"{mask.name}: no uploaded image has its stem; not used")
             continue
         if image in polygons:
-            result.reject(mask.name, f"a second label image for {image}")
+            result.reject(mask.name, f"a second label image for {image}", image)
             continue
         try:
             labels = read_labels(mask.data)
         except UnreadableLabels as error:
-            result.reject(mask.name, str(error))
+            result.reject(mask.name, str(error), image)
             continue
         width, height, _ = checked[image]
         if labels.shape != (height, width):
-            result.reject(mask.name, f"is {labels.shape[1]}x{labels.shape[0]}, its image {image} is {width}x{height}")
+            result.reject(mask.name, f"is {labels.shape[1]}x{labels.shape[0]}, its image {image} is {width}x{height}",
+                          image)
             continue
         polygons[image], warnings = label_polygons(labels, class_name=class_name, max_points=MAX_POINTS)
         source[image] = mask.name
