@@ -104,6 +104,10 @@ def test_default_options_give_images_overlays_coco_json_excel_documentation_and_
             "metrics/metrics.xlsx",
             "documentation/metrics_guide.md",
             "documentation/README.md",
+            "documentation/metadata.json",
+            "annotations/README.md",
+            "annotations/coco/QUICK_SETUP.md",
+            "annotations/json/QUICK_SETUP.md",
             "metadata.json",
         ]
     )
@@ -168,10 +172,11 @@ def test_progress_never_decreases_and_reaches_100_only_when_the_zip_is_closed(pr
     assert percents == sorted(percents)
     assert percents[-1] == 100 and percents.count(100) == 1
     assert ctx.advances[-1][:3] == ("compression", 1, 1)
-    # images 3 + overlays 3 + coco 3 + json 3 + excel 3 + guide, README, metadata + compression:
+    # images 3 + overlays 3 + coco 3 + json 3 + excel 3 + metrics guide, annotation guides,
+    # documentation/metadata.json, README, metadata.json + compression:
     # one report per item, equal steps
-    assert len(ctx.advances) == ctx.items == 3 + 3 + 3 + 3 + 3 + 3 + 1
-    assert percents[0] == pytest.approx(100 / 19, abs=0.01)
+    assert len(ctx.advances) == ctx.items == 3 + 3 + 3 + 3 + 3 + 5 + 1
+    assert percents[0] == pytest.approx(100 / 21, abs=0.01)
     stages = [a[0] for a in ctx.advances]
     assert stages == sorted(stages, key=STAGES.index)
     assert [a[1:3] for a in ctx.advances if a[0] == "annotations"] == [(n, 6) for n in range(1, 7)]
@@ -181,7 +186,7 @@ def test_the_job_is_asked_whether_to_go_on_before_every_item(project, out_dir):
     ctx = FakeContext()
     export(project, out_dir, ctx)
     steps = "".join("c" if entry == "check" else "d" for entry in ctx.log)
-    assert steps.count("d") == 19
+    assert steps.count("d") == 21
     assert "dd" not in steps and steps.startswith("c")
 
 

@@ -21,8 +21,12 @@ from exportd.export.source import ProjectSnapshot
 README_PATH = "documentation/README.md"
 GUIDE_PATH = "documentation/metrics_guide.md"
 METADATA_PATH = "metadata.json"
+#: the replaced platform's metadata file, with its keys, beside exportd's own at the root
+LEGACY_METADATA_PATH = "documentation/metadata.json"
 
 _FOLDERS = {
+    "annotations/README.md": "which annotation format to use, and where each one's `QUICK_SETUP.md` is",
+    LEGACY_METADATA_PATH: "the export's metadata under the replaced platform's keys",
     "images/": "the original images, as uploaded",
     "visualizations/": "each image with its cells drawn on it (`<image>_viz.png`)",
     GUIDE_PATH: "what each metric means, and its unit",
@@ -171,6 +175,23 @@ def write_metadata(
             },
             "files": archive.names + [METADATA_PATH],
             "warnings": list(warnings),
+        },
+    )
+
+
+def write_legacy_metadata(archive: ArchiveWriter, project: ProjectSnapshot, options: ExportOptions) -> None:
+    """`documentation/metadata.json` as the replaced platform wrote it (`projectId, projectName,
+    exportDate, imageCount, exportOptions, version`), for scripts that read it; `metadata.json` at
+    the root is exportd's fuller account."""
+    archive.write_json(
+        LEGACY_METADATA_PATH,
+        {
+            "projectId": project.id,
+            "projectName": project.name,
+            "exportDate": archive.generated_at.isoformat(),
+            "imageCount": len(project.images),
+            "exportOptions": options.to_json(),
+            "version": __version__,
         },
     )
 

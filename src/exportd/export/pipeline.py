@@ -26,8 +26,9 @@ from pathlib import Path
 from exportd.domain.options import ExportOptions
 from exportd.export.archive import ArchiveWriter, export_file_name, image_file_names
 from exportd.export.context import STAGES, StepContext
-from exportd.export.documentation import write_metadata, write_metrics_guide, write_readme
+from exportd.export.documentation import write_legacy_metadata, write_metadata, write_metrics_guide, write_readme
 from exportd.export.formats import writer_for
+from exportd.export.guides import write_annotation_guides
 from exportd.export.source import ProjectSnapshot
 from exportd.export.visualize import write_visualizations
 from exportd.export.workers import Workers
@@ -69,6 +70,7 @@ def build_export(
     job = _Recorder(ctx)
     images = len(project.images)
     guide = options.include_documentation and bool(metrics_writers)
+    annotation_guides = options.include_documentation and bool(annotation_writers)
     progress = _Progress(
         job,
         {
@@ -76,7 +78,7 @@ def build_export(
             "visualizations": images if options.include_visualizations else 0,
             "annotations": images * len(annotation_writers),
             "metrics": images * len(metrics_writers),
-            "documentation": 1 + options.include_documentation + guide,
+            "documentation": 1 + 2 * options.include_documentation + guide + annotation_guides,
             "compression": 1,
         },
     )
@@ -95,7 +97,14 @@ def build_export(
             job.raise_if_cancelled()
             write_metrics_guide(archive, options)
             progress.stage("documentation").done("metrics_guide.md", "metrics_guide.md")
+        if annotation_guides:
+            job.raise_if_cancelled()
+            write_annotation_guides(archive, project, options)
+            progress.stage("documentation").done("annotations/README.md", "annotations/README.md")
         if options.include_documentation:
+            job.raise_if_cancelled()
+            write_legacy_metadata(archive, project, options)
+            progress.stage("documentation").done("documentation/metadata.json", "documentation/metadata.json")
             job.raise_if_cancelled()
             write_readme(archive, project, options)
             progress.stage("documentation").done("README.md", "README.md")
