@@ -158,11 +158,15 @@ CLIENT_COMMANDS.append(("projects", projects_app))
 
 
 @projects_app.callback()
-def projects(context: typer.Context) -> None:
+def projects(
+    context: typer.Context,
+    plain: Annotated[bool, typer.Option("--plain", help="One project a line: id, a tab, its name (for scripts).")]
+    = False,
+) -> None:
     """List the projects you can export (`exportd projects create NAME` makes one)."""
     if context.invoked_subcommand is not None:
         return
-    from rich.table import Table
+    from rich.table import Column, Table
 
     credentials = _logged_in()
 
@@ -171,10 +175,14 @@ def projects(context: typer.Context) -> None:
             return await client.projects()
 
     rows = _run_client(run)
+    if plain:
+        for project in rows:
+            print(f"{project.id}\t{project.name}")
+        return
     if not rows:
         console.print("No projects. Create one with `exportd projects create NAME`.")
         return
-    table = Table("id", "name", "images", "role")
+    table = Table(Column("id", no_wrap=True, min_width=36), "name", "images", "role")
     for project in rows:
         table.add_row(project.id, project.name, str(project.image_count or 0), project.role)
     console.print(table)
@@ -182,7 +190,7 @@ def projects(context: typer.Context) -> None:
 
 @projects_app.command("create")
 def create_project(name: Annotated[str, typer.Argument(help="The project's name.")]) -> None:
-    """Create a project and print its id (for `exportd import` and `exportd export`)."""
+    """Create a project and print its id (for `exportd import` and `exportd export`): `P=$(exportd projects create X)`."""
     credentials = _logged_in()
 
     async def run():
@@ -190,7 +198,8 @@ def create_project(name: Annotated[str, typer.Argument(help="The project's name.
             return await client.create_project(name)
 
     project = _run_client(run)
-    console.print(f"Created project [cyan]{project.name}[/cyan]: {project.id}", highlight=False)
+    err_console.print(f"Created project [cyan]{project.name}[/cyan].", highlight=False)
+    print(project.id)  # alone on stdout, for scripts
 
 
 @_command(name="import")
