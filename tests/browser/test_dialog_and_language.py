@@ -83,3 +83,45 @@ def test_the_picker_searches_pages_and_selects_and_the_selection_reaches_the_job
 
     job = server.the_job(account)
     assert sorted(server.status(account, job["id"])["options"]["selectedImageIds"]) == sorted(i["id"] for i in wanted)
+
+
+def test_a_400_px_window_scrolls_only_downwards_and_the_dialog_buttons_show(server, context, downloads):
+    account = server.account(images=2)
+    page = context.new_page()
+    page.set_viewport_size({"width": 400, "height": 760})
+    sign_in(page, server, account)
+    by = page.get_by_test_id
+    widest = "() => document.scrollingElement.scrollWidth"
+    assert page.evaluate(widest) <= 400
+    by("export-open").click()
+    for tab in ("tab-general", "tab-visualization", "tab-formats"):
+        by(tab).click()
+        expect(by("export-start")).to_be_in_viewport()
+        expect(by("export-close")).to_be_in_viewport()
+        box = page.locator("#export-dialog").bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 400
+    by("export-start").click()
+    job_id = server.the_job(account)["id"]
+    assert server.settled(account, job_id)["status"] == "completed"
+    expect(by(f"history-row-{job_id}")).to_be_visible(timeout=TIMEOUT_MS)
+    assert page.evaluate(widest) <= 400  # the history too
+
+
+def test_the_429_notice_goes_once_the_export_that_caused_it_ends(server, context, downloads):
+    account = server.account(images=2)
+    server.hold("item", after_items=1)
+    page = context.new_page()
+    sign_in(page, server, account)
+    by = page.get_by_test_id
+    by("export-open").click()
+    by("export-start").click()
+    first = server.the_job(account)["id"]
+    server.held(first, "item")
+
+    by("export-open").click()  # a second export while the first runs: one active export per user
+    by("export-start").click()
+    expect(by("export-notice")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(by("export-notice")).to_have_attribute("data-kind", "page")
+    server.release(first, "item")
+    assert server.settled(account, first)["status"] == "completed"
+    expect(by("export-notice")).to_be_hidden(timeout=TIMEOUT_MS)
