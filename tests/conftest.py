@@ -43,6 +43,11 @@ def export_files(settings, job_id: str, pattern: str = "*") -> list[Path]:
             if path.is_file()]
 
 
+def export_folders(settings, job_id: str) -> list[Path]:
+    """Every folder of the job's attempts, empty or not."""
+    return sorted(settings.exports_dir.glob(f"{job_id}.*"))
+
+
 @dataclass
 class World:
     """A started runtime with one user and one project, and what its relay emitted."""

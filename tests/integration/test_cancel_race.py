@@ -11,7 +11,7 @@ from exportd.domain.errors import ExportGone, ExportNotCancellable
 from exportd.domain.requests import ExportRequest
 from exportd.engine.hooks import EngineHooks
 from exportd.testing import Gate
-from tests.conftest import export_files, make_world
+from tests.conftest import export_files, export_folders, make_world
 
 TERMINAL = {"export:completed", "export:failed", "export:cancelled"}
 
@@ -50,6 +50,7 @@ async def test_cancel_that_commits_first_wins_over_completion(gated):
     assert "export:completed" not in [e["type"] for e in events]
     assert "export:completed" not in [e["type"] for e in world.sink.by_job[job.id]]
     assert export_files(world.runtime.settings, job.id, "*.zip") == []
+    assert export_folders(world.runtime.settings, job.id) == []
     with pytest.raises(ExportGone):
         await world.services.open_download(world.user_id, world.project_id, job.id)
 

@@ -19,7 +19,7 @@ from exportd.runtime import Runtime
 from exportd.store.migrate import upgrade
 from exportd.store.repository import utcnow
 from exportd.testing import Gate, ItemGate, test_settings
-from tests.conftest import eventually, export_files, make_world
+from tests.conftest import eventually, export_files, export_folders, make_world
 from tests.integration.test_cancel_race import assert_log_is_sound
 
 
@@ -36,6 +36,7 @@ async def test_cancel_after_two_items_stops_within_one_item_and_leaves_no_file(t
         assert final.status == "cancelled" and final.reason == "user_cancelled"
         assert items.items[job.id] == 2  # the pipeline stopped before its third item
         assert export_files(world.runtime.settings, job.id) == []
+        assert export_folders(world.runtime.settings, job.id) == []  # the scratch folder too, not only its files
         types = [e["type"] for e in await world.stored_events(job.id)]
         assert types[-1] == "export:cancelled" and "export:completed" not in types
     finally:
@@ -147,9 +148,26 @@ async def test_a_job_past_its_time_limit_is_cancelled_with_reason_timeout(tmp_pa
         assert final.status == "cancelled" and final.reason == CancelReason.TIMEOUT
         assert final.cancelled_by is None and final.previous_status == "processing"
         assert export_files(world.runtime.settings, job.id) == []
+        assert export_folders(world.runtime.settings, job.id) == []  # the scratch folder too, not only its files
         events = await world.stored_events(job.id)
         assert events[-1]["type"] == "export:cancelled" and events[-1]["reason"] == "timeout"
         assert_log_is_sound(events)
+    finally:
+        await world.runtime.stop()
+
+
+async def test_an_export_that_raises_fails_with_its_code_and_leaves_no_folder(tmp_path):
+    def broken_step(job_id: str, attempt: int) -> None:
+        raise RuntimeError("disk on fire")
+
+    world = await make_world(tmp_path, images=2, hooks=EngineHooks(on_item=broken_step))
+    try:
+        job, _ = await world.services.start_export(world.user_id, world.project_id, ExportRequest())
+        final = await world.settled(job.id)
+
+        assert final.status == "failed" and final.error_code == "EXPORT_ERROR" and final.retryable is False
+        assert export_folders(world.runtime.settings, job.id) == []
+        assert_log_is_sound(await world.stored_events(job.id))
     finally:
         await world.runtime.stop()
 
@@ -228,6 +246,7 @@ async def test_deleting_the_project_cancels_its_running_export_as_system_cancell
 
         assert final.status == "cancelled" and final.reason == "system_cancelled"
         assert export_files(world.runtime.settings, job.id) == []
+        assert export_folders(world.runtime.settings, job.id) == []  # the scratch folder too, not only its files
     finally:
         await world.runtime.stop()
 
@@ -323,6 +342,7 @@ async def test_retention_deletes_the_zip_and_its_folder_and_the_download_is_gone
         await eventually(world.runtime.reaper.expire_files, message="the export to expire")
 
         assert export_files(world.runtime.settings, job.id) == []
+        assert export_folders(world.runtime.settings, job.id) == []  # the scratch folder too, not only its files
         assert not Path(final.file_path).parent.exists()
         assert (await world.job(job.id)).status == "completed"  # the record stays
         with pytest.raises(ExportGone):

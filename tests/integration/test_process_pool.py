@@ -7,7 +7,7 @@ import zipfile
 from exportd.domain.requests import ExportRequest
 from exportd.engine.hooks import EngineHooks
 from exportd.testing import ItemGate
-from tests.conftest import export_files, make_world
+from tests.conftest import export_files, export_folders, make_world
 from tests.integration.test_cancel_race import assert_log_is_sound
 
 EVERYTHING = ExportRequest.model_validate({"options": {
@@ -44,5 +44,6 @@ async def test_a_cancel_stops_a_pooled_export_within_one_item_and_leaves_no_file
         assert final.status == "cancelled"
         assert items.items[job.id] == 2
         assert export_files(world.runtime.settings, job.id) == []
+        assert export_folders(world.runtime.settings, job.id) == []
     finally:
         await world.runtime.stop()
