@@ -8,7 +8,7 @@ import socketio
 from fastapi import APIRouter, FastAPI
 
 from exportd import __version__
-from exportd.api import errors
+from exportd.api import errors, openapi
 from exportd.api.limits import BodyLimit
 from exportd.api.routes import auth, exports, projects, system, testing
 from exportd.api.web import mount_ui
@@ -29,7 +29,7 @@ def create_fastapi(runtime: Runtime, holds: Holds | None = None) -> FastAPI:
                 holds.release_all()  # no pipeline thread may outlive the server waiting on a hold
             await runtime.stop()
 
-    app = FastAPI(title="exportd", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="exportd", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Segmentation exports as background jobs with ordered, typed events.")
     app.state.runtime = runtime
     errors.install(app)
@@ -40,6 +40,7 @@ def create_fastapi(runtime: Runtime, holds: Holds | None = None) -> FastAPI:
         app.state.holds = holds
         api.include_router(testing.router)
     app.include_router(api)
+    openapi.install(app)
     mount_ui(app)  # last: it answers every path the API does not
     return app
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 from exportd.domain.options import ExportOptions
@@ -22,7 +22,8 @@ def _email(value: str) -> str:
     return value
 
 
-Email = Annotated[str, StringConstraints(max_length=320), AfterValidator(_email)]
+Email = Annotated[str, StringConstraints(max_length=320), AfterValidator(_email),
+                  WithJsonSchema({"type": "string", "format": "email", "maxLength": 320})]
 
 
 class _Request(BaseModel):

@@ -15,6 +15,7 @@ from exportd.domain.events import events_json_schema
 from exportd.domain.filenames import ascii_fallback
 from exportd.domain.options import dialog_defaults
 from exportd.domain.requests import ExportRequest
+from exportd.services import MAX_SEQ
 from exportd.store.repository import iso
 from exportd.views import cancel_view, job_view, start_view
 
@@ -33,7 +34,8 @@ async def start_export(project_id: str, user: CurrentUser, services: AppServices
 
 @router.get("/projects/{project_id}/export/history")
 async def history(project_id: str, user: CurrentUser, services: AppServices,
-                  limit: Annotated[int, Query(ge=1, le=100)] = 20, offset: Annotated[int, Query(ge=0)] = 0) -> dict:
+                  limit: Annotated[int, Query(ge=1, le=100)] = 20,
+                  offset: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0) -> dict:
     """The caller's jobs for the project, newest first; `offset` skips that many (for paging)."""
     return {"jobs": [job_view(job) for job in await services.history(user.id, project_id, limit, offset)]}
 
