@@ -54,3 +54,14 @@ def test_a_full_read_only_or_unreachable_database_is_a_store_fault(error):
 ])
 def test_constraint_and_schema_errors_are_not_store_faults(error):
     assert not store_fault(error)
+
+
+def test_the_sdk_raises_service_unavailable_with_the_servers_retry_after_and_payload_too_large_by_code():
+    from exportd.client.errors import PayloadTooLarge, ServiceUnavailable, error_from
+
+    unavailable = error_from(503, {"success": False, "error": "Storage is full.", "code": "SERVICE_UNAVAILABLE",
+                                   "retryAfter": 30}, retry_after="30")
+    too_large = error_from(413, {"success": False, "error": "Too large.", "code": "PAYLOAD_TOO_LARGE"})
+    assert isinstance(unavailable, ServiceUnavailable) and unavailable.retry_after == 30
+    assert unavailable.code == "SERVICE_UNAVAILABLE" and unavailable.message == "Storage is full."
+    assert isinstance(too_large, PayloadTooLarge) and too_large.code == "PAYLOAD_TOO_LARGE"
