@@ -25,7 +25,7 @@ class Runtime:
         self.settings = settings = settings.resolved()
         self.store = Store(settings.database_url, public_url=settings.public_url)
         self.storage = LocalStorage(settings.storage_dir)
-        self.services = Services(self.store, self.storage, settings)
+        self.services = Services(self.store, self.storage, settings, hooks)
         self.engine = LocalEngine(self.store, self.storage, settings, hooks)  # hears cancels first
         self.engine_name = "local"
         self.metrics = Metrics()

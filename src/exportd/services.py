@@ -24,6 +24,7 @@ from exportd.config import Settings
 from exportd.domain import errors
 from exportd.domain.jobs import ACTIVE, CancelReason, JobStatus
 from exportd.domain.requests import Credentials, ExportRequest, PolygonIn
+from exportd.engine.hooks import EngineHooks
 from exportd.export.formats import ANNOTATION_WRITERS, FEATURES, METRICS_WRITERS, available_formats
 from exportd.imports.batch import Existing, NewImage, Upload, prepare
 from exportd.security import Passwords, Tokens
@@ -56,8 +57,10 @@ class OpenExport:
 
 
 class Services:
-    def __init__(self, store: Store, storage: LocalStorage, settings: Settings) -> None:
+    def __init__(self, store: Store, storage: LocalStorage, settings: Settings,
+                 hooks: EngineHooks | None = None) -> None:
         self.store = store
+        self.hooks = hooks or EngineHooks()  #: where tests hold a download between its steps
         self.storage = storage
         self.settings = settings
         self.write_probe = WriteProbe([storage.root, settings.exports_dir])  #: can an export be written?
@@ -318,15 +321,28 @@ class Services:
         return self.tokens.download_token(user_id, job_id)
 
     async def open_download(self, user_id: str, project_id: str, job_id: str) -> OpenExport:
-        """Open the ZIP of a completed export. A completed job never changes status again, and an
-        open file stays whole on disk, so a discard or expiry landing mid-stream cannot cut it short."""
+        """Open the ZIP of a completed export, and only then confirm that the store still presents
+        that very file as a completed export: whatever changed between the first check and the
+        open (a discard, an expiry, a status that is not completed) answers 410 or 409 and sends
+        nothing. Once open, the file stays whole on disk even if it is deleted, and its size is
+        the Content-Length, so a stream is either the whole ZIP or visibly cut short."""
         job = await self.job(user_id, project_id, job_id)
         _require_downloadable(job)
+        await self.hooks.after_download_check(job_id)
         try:
             handle = open(job.file_path, "rb")  # noqa: SIM115 - closed by the response
         except FileNotFoundError as error:
             raise errors.ExportGone("The export file is no longer available.") from error
-        return OpenExport(handle=handle, size=os.fstat(handle.fileno()).st_size, file_name=job.file_name)
+        try:
+            now = await self.job(user_id, project_id, job_id)
+            _require_downloadable(now)
+            if now.file_path != job.file_path:
+                raise errors.ExportGone("The export file is no longer available.")
+            size = os.fstat(handle.fileno()).st_size
+        except BaseException:
+            handle.close()
+            raise
+        return OpenExport(handle=handle, size=size, file_name=now.file_name)
 
     async def discard(self, user_id: str, project_id: str, job_id: str) -> None:
         def discard(repo: Repository) -> str | None:

@@ -79,6 +79,7 @@ async def download(project_id: str, job_id: str, request: Request, services: App
 
     async def chunks():
         try:
+            await services.hooks.before_download_stream(job_id)
             while data := await anyio.to_thread.run_sync(export.handle.read, CHUNK):
                 yield data
         finally:
