@@ -5,15 +5,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from tests.browser.test_export_flows import TIMEOUT_MS, sign_in
-
-
-def console_errors(page) -> list[str]:
-    """Collect what the page logs as errors, and any uncaught exception."""
-    errors: list[str] = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    return errors
+from tests.browser.test_export_flows import TIMEOUT_MS, console_errors, sign_in
 
 
 def test_the_language_switch_is_remembered_across_a_reload_and_every_text_follows(server, context, downloads):

@@ -180,7 +180,30 @@ async function pollJob(jobId, projectId) {
   }
 }
 
+/**
+ * Cancel over the socket while it is up: its acknowledgement carries the server's answer, and a
+ * completion that won the race is an answer there, not a failed request the browser logs. Over
+ * HTTP when the socket is down or does not answer (a second cancel of the same job is harmless).
+ */
 async function sendCancel(jobId, projectId) {
+  const answer = await app.socket?.cancel(jobId, projectId);
+  if (answer?.success) {
+    dispatch({ type: "cancelSucceeded", jobId, job: answer.job });
+    return;
+  }
+  if (answer?.code === "CONFLICT" && answer.job) {
+    dispatch({ type: "cancelConflict", jobId, job: answer.job });
+    return;
+  }
+  if (answer?.code === "NOT_FOUND") {
+    dispatch({ type: "cancelFailed", jobId, error: t("notice.not-found") });
+    dispatch({ type: "jobLost", jobId });
+    return;
+  }
+  if (answer && typeof answer.error === "string") {
+    dispatch({ type: "cancelFailed", jobId, error: answer.error });
+    return;
+  }
   try {
     const body = await api.cancel(projectId, jobId);
     dispatch({ type: "cancelSucceeded", jobId, job: body?.job });
