@@ -215,6 +215,44 @@ async def test_a_job_orphaned_by_a_crash_is_retried_on_start_and_completes(tmp_p
         await runtime.stop()
 
 
+async def test_a_crashed_attempts_folder_and_its_truncated_zip_are_removed_when_its_lease_is_reaped(tmp_path):
+    settings, job_id = await _orphaned_job(tmp_path, attempts_made=1)
+    crashed = settings.attempt_dir(job_id, 1)
+    crashed.mkdir(parents=True)
+    (crashed / "Spheroids_export.zip").write_bytes(b"PK\x03\x04 cut short by kill -9")
+    runtime = Runtime(settings)
+    await runtime.start()
+    try:
+        async def completed():
+            job = await runtime.store.query(lambda repo: repo.job(job_id))
+            return job if job.status == "completed" else None
+
+        final = await eventually(completed, message="the orphaned job to complete")
+        await eventually(lambda: job_id not in runtime.engine.running, message="the worker to let go")
+
+        assert final.attempt == 2
+        assert export_folders(settings, job_id) == [settings.attempt_dir(job_id, 2)]
+        assert export_files(settings, job_id) == [Path(final.file_path)]
+    finally:
+        await runtime.stop()
+
+
+async def test_the_janitor_removes_the_folders_of_attempts_that_did_not_publish(world):
+    """A folder the reaper missed (a crash before a restart, a stale attempt's leftovers) goes at the next sweep."""
+    settings = world.runtime.settings
+    job, _ = await world.services.start_export(world.user_id, world.project_id, ExportRequest())
+    final = await world.settled(job.id)
+    published = Path(final.file_path).parent
+    for attempt in (final.attempt + 1, final.attempt + 2):  # leftovers beside the published attempt
+        folder = settings.attempt_dir(job.id, attempt)
+        folder.mkdir()
+        (folder / Path(final.file_path).name).write_bytes(b"truncated")
+
+    assert await world.runtime.reaper.remove_orphan_folders() == 2
+    assert export_folders(settings, job.id) == [published]
+    assert export_files(settings, job.id) == [Path(final.file_path)]
+
+
 async def test_a_job_whose_lease_expires_on_its_last_attempt_fails_as_retryable(tmp_path):
     settings, job_id = await _orphaned_job(tmp_path, attempts_made=3, max_attempts=3)
     runtime = Runtime(settings)
@@ -374,12 +412,13 @@ async def test_the_janitor_removes_folders_no_job_needs_and_keeps_a_completed_ex
 
         removed = await world.runtime.reaper.remove_orphan_folders()
 
-        # a completed job's folders stay while its export is downloadable, a stale attempt's included
+        # a completed job keeps only the folder it published, while its export is downloadable
         assert not settings.attempt_dir(cancelled.id, 1).exists()
+        assert not settings.attempt_dir(done.id, 7).exists()
         assert not settings.attempt_dir("no-such-job", 1).exists()
         assert not (settings.exports_dir / "no-such-job-either").exists()
         assert live_folder.is_dir() and Path(done.file_path).is_file()
-        assert removed == 3
+        assert removed == 4
     finally:
         await world.runtime.stop()
 

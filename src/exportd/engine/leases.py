@@ -3,8 +3,9 @@
 * A `processing` job whose lease expired (its worker died or stalled) goes back
   to `pending`, or to `failed` (retryable) once it used all its attempts.
 * A `processing` job past its time limit is cancelled with reason `timeout`.
-* A completed export past its retention loses its file (a download is then 410),
-  and folders of jobs that no longer need them are deleted.
+* A completed export past its retention loses its file (a download is then 410).
+* Export folders nothing needs are deleted: of attempts that did not publish
+  (a crashed attempt's truncated ZIP among them), and of jobs that are over.
 
 Every change is a guarded transition, so several nodes may sweep at once.
 """
@@ -18,7 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from exportd.config import Settings
-from exportd.domain.jobs import CancelReason
+from exportd.domain.jobs import CancelReason, JobStatus
 from exportd.store.repository import utcnow
 from exportd.store.uow import Store
 
@@ -57,7 +58,7 @@ class Reaper:
                 return repo.fail(job.id, job.attempt, lease_expired_before=now, retryable=True, code="WORKER_LOST",
                                  error=f"The export stopped responding {job.attempt} times")
 
-            changed += await self.store.apply(reap) is not None
+            changed += await self.store.apply(reap) is not None  # the same sweep then removes its folder
         return changed
 
     async def cancel_overdue(self) -> int:
@@ -80,13 +81,33 @@ class Reaper:
         return len(expired)
 
     async def remove_orphan_folders(self) -> int:
-        """Delete export folders no job needs: of cancelled, failed, expired, discarded or unknown jobs."""
+        """Delete export folders no job needs (see `folder_needed`)."""
         folders = await asyncio.to_thread(_export_folders, self.settings.exports_dir)
-        live = await self.store.query(lambda repo: repo.live_job_ids({job_of_folder(f.name) for f in folders}))
-        orphans = [folder for folder in folders if job_of_folder(folder.name) not in live]
+        owners = await self.store.query(lambda repo: repo.folder_owners({job_of_folder(f.name) for f in folders}))
+        orphans = [folder for folder in folders
+                   if not folder_needed(folder.name, owners.get(job_of_folder(folder.name)))]
         for folder in orphans:
             await asyncio.to_thread(shutil.rmtree, folder, True)
         return len(orphans)
+
+
+def folder_needed(name: str, job) -> bool:
+    """Whether an export folder must stay: it holds the published export, or an attempt that may still run.
+
+    `job` is the folder's job (id, status, attempt, file_path) or None if there is none. A folder is
+    ``<job>.<attempt>``, or ``<job>`` in an older layout (one folder for all attempts).
+    """
+    if job is None:
+        return False
+    _, dot, number = name.partition(".")
+    attempt = int(number) if dot and number.isdigit() else None
+    if job.status == JobStatus.COMPLETED:  # only the published attempt's folder; none once expired or discarded
+        return job.file_path is not None and Path(job.file_path).parent.name == name
+    if job.status == JobStatus.PROCESSING:  # the running attempt's; an earlier one is over
+        return attempt is None or attempt >= job.attempt
+    if job.status == JobStatus.PENDING:  # the next claim's (it may be making it now); every earlier one is over
+        return attempt is None or attempt > job.attempt
+    return False
 
 
 def job_of_folder(name: str) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
 from exportd.domain import events as ev
 from exportd.domain.jobs import (
@@ -309,19 +309,14 @@ class Repository:
             update(export_jobs).where(export_jobs.c.id == job_id).values(discarded_at=utcnow(), file_path=None)
         )
 
-    def live_job_ids(self, job_ids: Iterable[str]) -> set[str]:
-        """Of `job_ids`, those whose files must stay: active, or completed and not yet expired or discarded."""
+    def folder_owners(self, job_ids: Iterable[str]) -> dict[str, Row]:
+        """Of `job_ids`, the jobs that still exist: what the janitor needs to judge their folders."""
         ids = list(job_ids)
         if not ids:
-            return set()
-        query = select(export_jobs.c.id).where(
-            export_jobs.c.id.in_(ids),
-            or_(
-                export_jobs.c.status.in_([s.value for s in ACTIVE]),
-                and_(export_jobs.c.status == JobStatus.COMPLETED, export_jobs.c.file_path.is_not(None)),
-            ),
-        )
-        return {row.id for row in self.conn.execute(query)}
+            return {}
+        c = export_jobs.c
+        query = select(c.id, c.status, c.attempt, c.file_path).where(c.id.in_(ids))
+        return {row.id: row for row in self.conn.execute(query)}
 
     def queue_position(self, job: Row) -> int:
         """How many pending jobs were queued before this one."""
