@@ -235,3 +235,17 @@ async def test_images_only_and_polygons_as_json_still_upload_as_before(served):
     assert [(i["name"], i["polygonCount"]) for i in response.json()["images"]] == [
         ("s.png", len(polygons)), ("t.png", 0)]  # holes included
     assert response.json()["cells"] == sum(p["type"] == "external" for p in polygons)
+
+
+async def test_a_label_image_with_more_cells_than_an_image_may_hold_is_refused(served, monkeypatch):
+    from exportd.imports import batch
+
+    monkeypatch.setattr(batch, "MAX_POLYGONS", 3)  # the same rule as 10,000, with a small image
+    _, token = await served.user("ada@example.com")
+    async with served.client(token) as http:
+        project_id = await new_project(http)
+        response = await upload(http, project_id, [("files", ("a.png", grey_png(1), "image/png")),
+                                                   ("masks", ("a.png", _png(labels_with_every_case(np.uint8))))])
+    rejected = assert_error(response, 400, "BAD_REQUEST")["rejected"]
+    assert rejected == [{"file": "a.png", "reason": "a.png: has 5 polygons; an image holds at most 3",
+                         "image": "a.png"}]

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from exportd.domain.errors import BadRequest
 from exportd.domain.filenames import clean_file_name
-from exportd.domain.requests import MAX_POINTS, PolygonIn
+from exportd.domain.requests import MAX_POINTS, MAX_POLYGONS, PolygonIn
 from exportd.imports import coco as coco_files
 from exportd.imports.labels import UnreadableLabels, label_polygons, match_labels, read_labels
 from exportd.segmentation import polygon_rows
@@ -189,6 +189,8 @@ def _mask_polygons(masks: Sequence[Upload], checked: dict[str, tuple[int, int, s
 
 
 def _rows(shapes: list[dict]) -> list[dict[str, Any]]:
+    if len(shapes) > MAX_POLYGONS:
+        raise BadRequest(f"has {len(shapes)} polygons; an image holds at most {MAX_POLYGONS}")
     try:
         return polygon_rows([PolygonIn.model_validate(shape) for shape in shapes])
     except ValidationError as error:
