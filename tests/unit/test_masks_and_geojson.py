@@ -42,7 +42,7 @@ def test_exported_masks_are_16_bit_labels_that_reimport_to_the_same_cells(run_ex
         assert set(np.unique(labels)) == {0, *(cell.number for cell in cells)}
         traced, _ = label_polygons(labels)
         again = ImageData("again", image.name, image.width, image.height, image.path,
-                          tuple(PolygonData(p["id"], p["type"], p["points"], p.get("parentId")) for p in traced))
+                          tuple(PolygonData(p["id"], p["kind"], p["points"], p["parent_id"]) for p in traced))
         relabelled = label_image(again)[0]
         assert len(cells_of(again)[0]) == len(cells)
         for cell in cells:  # each cell comes back whole: the traced outline covers the same pixels

@@ -108,13 +108,15 @@ def prepare(images: Sequence[Upload], existing: Sequence[Existing], *,
         except BadRequest as error:
             result.reject(upload.name, error.details["reason"])
 
-    polygons: dict[str, list[dict]] = {}
+    polygons: dict[str, list[dict]] = {}  #: as clients send them, to validate
+    traced: dict[str, list[dict]] = {}  #: rows traced here from label images, valid by construction
     source: dict[str, str] = {}  #: image name -> the file its polygons came from
     if coco:
         polygons = _coco_polygons(coco, checked, result)
         source = dict.fromkeys(polygons, coco.name)
     elif masks:
-        polygons, source = _mask_polygons(masks, checked, result, class_name)
+        _check_class_name(class_name)
+        traced, source = _mask_polygons(masks, checked, result, class_name)
     elif segmentation:
         polygons = {name: [shape.model_dump(by_alias=True, exclude_none=True) for shape in shapes]
                     for name, shapes in segmentation.items()}
@@ -129,7 +131,7 @@ def prepare(images: Sequence[Upload], existing: Sequence[Existing], *,
             result.skipped.append({"file": upload.name, "imageId": same.id, "reason": ALREADY_THERE})
             continue
         try:
-            rows = _rows(polygons.get(upload.name, []))
+            rows = _traced_rows(traced[upload.name]) if upload.name in traced else _rows(polygons.get(upload.name, []))
         except BadRequest as error:
             result.reject(source.get(upload.name, upload.name), f"{upload.name}: {error.message}",
                           image=upload.name if upload.name in source else None)
@@ -186,6 +188,23 @@ def _mask_polygons(masks: Sequence[Upload], checked: dict[str, tuple[int, int, s
         if image not in polygons and image not in matched.values():
             result.warnings.append(f"{image}: no label image; imported without cells")
     return polygons, source
+
+
+def _check_class_name(class_name: str) -> None:
+    """The class of traced cells obeys the rules of every polygon's class name."""
+    try:
+        PolygonIn.model_validate({"type": "external", "points": [[0, 0]], "className": class_name})
+    except ValidationError as error:
+        raise BadRequest(f"className: {error.errors()[0]['msg']}", field="className") from None
+
+
+def _traced_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if len(rows) > MAX_POLYGONS:
+        raise BadRequest(f"has {len(rows)} polygons; an image holds at most {MAX_POLYGONS}")
+    longest = max((len(row["points"]) for row in rows), default=0)
+    if longest > MAX_POINTS:
+        raise BadRequest(f"has an outline of {longest} points even simplified; at most {MAX_POINTS}")
+    return rows
 
 
 def _rows(shapes: list[dict]) -> list[dict[str, Any]]:

@@ -65,7 +65,8 @@ def read_labels(data: bytes) -> np.ndarray:
 
 def label_polygons(labels: np.ndarray, *, class_name: str = "cell",
                    max_points: int | None = None) -> tuple[list[dict], list[str]]:
-    """Polygons (as clients send them) for each label, and warnings about what tracing changed.
+    """Polygons as the store keeps them (`segmentation.polygon_rows`: id, kind, points as an (n, 2)
+    array, parent_id, class_name) for each label, and warnings about what tracing changed.
 
     Ids name the label: `label-7` (its second part `label-7.2`), holes `label-7-hole-1`.
     """
@@ -75,9 +76,10 @@ def label_polygons(labels: np.ndarray, *, class_name: str = "cell",
     for region in regions(labels, max_points=max_points):
         parts[region.label] = parts.get(region.label, 0) + 1
         own = f"label-{region.label}" + (f".{parts[region.label]}" if parts[region.label] > 1 else "")
-        polygons.append({"id": own, "type": "external", "points": region.outline.tolist(), "className": class_name})
-        polygons += [{"id": f"{own}-hole-{n}", "type": "internal", "points": hole.tolist(), "parentId": own}
-                     for n, hole in enumerate(region.holes, 1)]
+        polygons.append({"id": own, "kind": "external", "points": region.outline, "parent_id": None,
+                         "class_name": class_name})
+        polygons += [{"id": f"{own}-hole-{n}", "kind": "internal", "points": hole, "parent_id": own,
+                      "class_name": class_name} for n, hole in enumerate(region.holes, 1)]
         if region.tolerance > TOLERANCE:
             coarse.append(region.label)
     warnings = []

@@ -9,10 +9,12 @@ border is outlined along the border itself.
 
 The outline separates the label's pixel centres from every other pixel centre,
 so rasterising it at pixel centres (as the COCO and mask writers do) gives back
-exactly the label's pixels. Points on straight runs are dropped (Douglas-Peucker,
-`TOLERANCE` = 0.01 px), which moves no pixel centre across the outline. A
-polygon with more points than its budget is simplified further, the tolerance
-doubling from `COARSE_TOLERANCE` until it fits, and the image gets a warning.
+exactly the label's pixels. Points in the middle of straight runs are dropped (they lie
+exactly on the line through their neighbours: a tolerance of 0 px, see
+`_corners`), which moves no pixel centre across the outline. A polygon with more points than its budget
+is simplified further (Douglas-Peucker, `skimage.measure.approximate_polygon`),
+the tolerance doubling from `COARSE_TOLERANCE` until it fits, and the image gets
+a warning.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from scipy import ndimage
 from shapely import Point, Polygon
 from skimage.measure import approximate_polygon, find_contours
 
-TOLERANCE = 0.01  #: px: only points on straight runs go
+TOLERANCE = 0.0  #: px: only points on straight runs go
 COARSE_TOLERANCE = 0.5  #: px: the first tolerance tried when a polygon has more points than its budget
 MAX_TOLERANCE = 64.0
 
@@ -55,15 +57,15 @@ def regions(labels: np.ndarray, *, max_points: int | None = None) -> Iterator[Re
 
 def _label_regions(labels: np.ndarray, label: int, box: tuple[slice, slice],
                    max_points: int | None) -> Iterator[Region]:
-    top, left = box[0].start, box[1].start
+    offset = (box[1].start - 0.5, box[0].start - 0.5)  # (r, c) in the padded crop -> (x, y) in the image
     crop = np.pad(labels[box] == label, 1).view(np.uint8)
     outlines: list[np.ndarray] = []
     holes: list[np.ndarray] = []
     for contour in find_contours(crop, 0.5, fully_connected="high", positive_orientation="high"):
         if len(contour) < 4:  # a closed contour repeats its first point
             continue
-        ring = contour[:-1][:, ::-1] + (left - 0.5, top - 0.5)  # (r, c) in the padded crop -> (x, y)
-        (outlines if _signed_area(ring) < 0 else holes).append(ring)
+        ring = _corners(contour)[:, ::-1] + offset
+        (outlines if _signed_area(contour) > 0 else holes).append(ring)
     if not outlines:
         return
     found = [Region(label, ring) for ring in outlines]
@@ -78,18 +80,31 @@ def _label_regions(labels: np.ndarray, label: int, box: tuple[slice, slice],
 
 
 def simplified(ring: np.ndarray, max_points: int | None = None) -> tuple[np.ndarray, float]:
-    """The ring without its points on straight runs, coarser if it has more than `max_points`."""
+    """The ring (without its points on straight runs), coarser if it has more than `max_points`."""
     tolerance = TOLERANCE
-    while True:
-        closed = approximate_polygon(np.vstack([ring, ring[:1]]), tolerance)[:-1]
-        if max_points is None or len(closed) <= max_points or tolerance >= MAX_TOLERANCE:
-            return closed, tolerance
+    while max_points is not None and len(ring) > max_points and tolerance < MAX_TOLERANCE:
         tolerance = COARSE_TOLERANCE if tolerance < COARSE_TOLERANCE else tolerance * 2
+        ring = approximate_polygon(np.vstack([ring, ring[:1]]), tolerance)[:-1]
+    return ring, tolerance
 
 
-def _signed_area(ring: np.ndarray) -> float:
-    x, y = ring[:, 0], ring[:, 1]
-    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y))
+def _corners(contour: np.ndarray) -> np.ndarray:
+    """The points of a closed marching-squares contour where it turns (the last point, the first
+    repeated, dropped).
+
+    On a binary image every step of such a contour crosses one cell: (±1, 0), (0, ±1) or
+    (±0.5, ±0.5). Two steps are on one line exactly when they are equal, so a point between two
+    equal steps is dropped without any tolerance.
+    """
+    steps = np.diff(contour, axis=0)
+    turns = (steps != np.roll(steps, 1, axis=0)).any(axis=1)
+    return contour[:-1][turns] if turns.sum() >= 3 else contour[:-1]
+
+
+def _signed_area(contour: np.ndarray) -> float:
+    """Twice the signed area of a closed (r, c) contour: positive around a region of high values."""
+    r, c = contour[:, 0], contour[:, 1]
+    return float(np.dot(r[:-1], c[1:]) - np.dot(r[1:], c[:-1]))
 
 
 def _owner(found: list[Region], hole: np.ndarray) -> Region | None:
