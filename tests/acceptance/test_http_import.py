@@ -249,3 +249,23 @@ async def test_a_label_image_with_more_cells_than_an_image_may_hold_is_refused(s
     rejected = assert_error(response, 400, "BAD_REQUEST")["rejected"]
     assert rejected == [{"file": "a.png", "reason": "a.png: has 5 polygons; an image holds at most 3",
                          "image": "a.png"}]
+
+
+async def test_an_rle_of_another_size_than_its_image_and_an_oversized_tiff_are_refused(served, monkeypatch):
+    from exportd.imports import labels
+
+    monkeypatch.setattr(labels, "MAX_LABEL_PIXELS", WIDTH * HEIGHT - 1)  # read before any pixel is decoded
+    _, token = await served.user("ada@example.com")
+    wrong = {"images": [{"id": 1, "file_name": "a.png", "width": 10, "height": 10}],  # it says 10 x 10: it is not
+             "annotations": [{"id": 1, "image_id": 1, "category_id": 1,
+                              "segmentation": {"size": [10, 10], "counts": [0, 100]}}],
+             "categories": [{"id": 1, "name": "cell"}]}
+    async with served.client(token) as http:
+        project_id = await new_project(http)
+        rle = await upload(http, project_id, [("files", ("a.png", grey_png(1), "image/png")),
+                                              ("coco", ("c.json", json.dumps(wrong).encode(), "application/json"))])
+        tiff = await upload(http, project_id, [("files", ("a.png", grey_png(1), "image/png")),
+                                               ("masks", ("a.tif", _tiff(labels_with_every_case())))])
+    assert "segmentation.size [10, 10] is not the image's [72, 96]" in assert_error(rle, 400, "BAD_REQUEST")[
+        "rejected"][0]["reason"]
+    assert assert_error(tiff, 400, "BAD_REQUEST")["rejected"][0]["reason"] == "is too large (72 x 96)"

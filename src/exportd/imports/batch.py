@@ -148,7 +148,8 @@ def _coco_polygons(coco: Upload, checked: dict[str, tuple[int, int, str]],
     try:
         document = coco_files.parse(coco.data)
         described = set(coco_files.file_names(document))
-        polygons, warnings = coco_files.coco_polygons(document, checked, max_points=MAX_POINTS)
+        sizes = {name: (width, height) for name, (width, height, _) in checked.items()}
+        polygons, warnings = coco_files.coco_polygons(document, sizes, max_points=MAX_POINTS)
     except coco_files.UnreadableCoco as error:
         result.reject(coco.name, str(error))
         return {}

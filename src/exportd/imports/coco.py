@@ -52,16 +52,18 @@ def file_names(document: dict[str, Any]) -> list[str]:
     return [_image_name(image, n) for n, image in enumerate(document["images"])]
 
 
-def coco_polygons(document: dict[str, Any], wanted: Iterable[str], *,
+def coco_polygons(document: dict[str, Any], sizes: dict[str, tuple[int, int]], *,
                   max_points: int | None = None) -> tuple[dict[str, list[dict]], list[str]]:
-    """Polygons (as clients send them) for each wanted file name the COCO file describes, and warnings."""
-    wanted = set(wanted)
+    """Polygons (as clients send them) for each image of `sizes` (file name: (width, height)) the COCO
+    file describes, and warnings. RLE masks must have their image's real size."""
+    wanted = set(sizes)
     categories = _categories(document.get("categories", []))
     images: dict[Any, tuple[str, dict]] = {}
     for n, image in enumerate(document["images"]):
         name = _image_name(image, n)
         if name in wanted:
-            images[image.get("id")] = (name, image)
+            width, height = sizes[name]
+            images[image.get("id")] = (name, {**image, "width": width, "height": height})
     found: dict[str, list[dict]] = {name: [] for name, _ in images.values()}
     warnings: list[str] = []
     for n, annotation in enumerate(document.get("annotations", [])):
@@ -144,10 +146,10 @@ def _polygon_parts(segmentation: list, where: str) -> list[tuple[Ring, list[Ring
 
 
 def _rle_parts(rle: dict, image: dict, where: str, max_points: int | None) -> list[tuple[Ring, list[Ring]]]:
+    height, width = image["height"], image["width"]
+    if rle.get("size") != [height, width]:
+        raise UnreadableCoco(f"{where}.segmentation.size {rle.get('size')!r} is not the image's [{height}, {width}]")
     mask = decode_rle(rle, where)
-    height, width = image.get("height"), image.get("width")
-    if isinstance(height, int) and isinstance(width, int) and mask.shape != (height, width):
-        raise UnreadableCoco(f"{where}.segmentation.size {list(mask.shape)} is not the image's [{height}, {width}]")
     return [(region.outline.tolist(), [hole.tolist() for hole in region.holes])
             for region in regions(mask.view(np.uint8), max_points=max_points)]
 

@@ -32,7 +32,13 @@ def read_labels(data: bytes) -> np.ndarray:
     """The 2-D integer label array of a PNG or TIFF file."""
     if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         try:
-            array = tifffile.imread(io.BytesIO(data))
+            with tifffile.TiffFile(io.BytesIO(data)) as tiff:
+                shape = tiff.series[0].shape
+                if int(np.prod(shape, dtype=np.int64)) > MAX_LABEL_PIXELS:
+                    raise UnreadableLabels(f"is too large ({' x '.join(map(str, shape))})")
+                array = tiff.asarray()
+        except UnreadableLabels:
+            raise
         except Exception as error:  # tifffile raises many kinds for a broken file
             raise UnreadableLabels("is not a readable TIFF file") from error
     else:
