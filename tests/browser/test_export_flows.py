@@ -350,3 +350,29 @@ def test_the_dialog_shows_the_servers_defaults_and_every_option_reaches_the_job(
         "annotationFormats": ["coco", "yolo"], "metricsFormats": ["csv", "json"],
         "selectedImageIds": [images[1]["id"]], "pixelToMicrometerScale": 0.65,
     }
+
+
+def test_a_full_local_storage_breaks_nothing_and_the_export_downloads_once(server, context, downloads):
+    account = server.account(images=2)
+    page = context.new_page()
+    errors = console_errors(page)
+    page.goto(server.url)
+    refused = page.evaluate("""() => {  // fill the origin's quota to the last byte
+        let size = 1 << 22, index = 0, refused = '';
+        while (size >= 1) {
+            try { localStorage.setItem(`filler-${index++}`, 'x'.repeat(size)); }
+            catch (error) { refused = error.name; size = Math.floor(size / 2); }
+        }
+        return refused;
+    }""")
+    assert refused == "QuotaExceededError"
+
+    sign_in(page, server, account)
+    start_export(page)
+    job_id = server.the_job(account)["id"]
+    wait_for_downloads(page, downloads, 1)
+    settled_in_ui(page, job_id, "completed")
+    past_auto_download_delay(page)
+    assert len(downloads) == 1
+    assert is_valid_zip(downloads.saved(0))
+    assert errors == []

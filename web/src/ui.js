@@ -47,6 +47,8 @@ export function createUi(actions) {
   let loginError = /** @type {Text} */ (null);
   let dialogError = /** @type {Text|string} */ ("");
   let projectError = /** @type {Text} */ (null);
+  /** The toasts showing, with what they say. */
+  const toasts = /** @type {Map<HTMLElement, Text>} */ (new Map());
 
   function bind() {
     $("#login-form").addEventListener("submit", async (event) => {
@@ -120,6 +122,7 @@ export function createUi(actions) {
     }
     showLoginError(loginError);
     showProjectError();
+    for (const [element, said] of toasts) element.textContent = say(said);
     if (dialogOpen()) {
       renderDialogTexts();
       renderPicker();
@@ -478,16 +481,22 @@ export function createUi(actions) {
     element.dataset.testid = "toast";
     element.setAttribute("role", kind === "failed" ? "alert" : "status");
     const body = document.createElement("span");
+    body.className = "toast-text";
     body.textContent = say(text);
+    toasts.set(body, text); // re-worded if the language changes while it shows
     const close = document.createElement("button");
     close.type = "button";
     close.className = "ghost small";
     close.textContent = "×";
     close.setAttribute("aria-label", t("toast.close"));
-    close.addEventListener("click", () => element.remove());
+    const remove = () => {
+      toasts.delete(body);
+      element.remove();
+    };
+    close.addEventListener("click", remove);
     element.append(body, close);
     $("#toasts").append(element);
-    setTimeout(() => element.remove(), TOAST_MS);
+    setTimeout(remove, TOAST_MS);
   }
 
   // -- rendering -------------------------------------------------------------------------
