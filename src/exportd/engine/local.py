@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import shutil
 import time
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from exportd.domain.events import EventRecord
 from exportd.domain.filenames import export_file_names
 from exportd.domain.jobs import CancelReason, EventType, JobStatus
 from exportd.domain.options import ExportOptions
+from exportd.engine.children import process_pool
 from exportd.engine.hooks import EngineHooks
 from exportd.engine.running import JobContext, RunningJob
 from exportd.engine.snapshot import load_snapshot
@@ -64,9 +64,7 @@ class LocalEngine:
         concurrency = self.settings.worker_concurrency
         self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="exportd-pipeline")
         if self.settings.export_processes and self._processes is None:
-            # forkserver: never fork this multi-threaded process itself
-            self._processes = ProcessPoolExecutor(self.settings.export_processes,
-                                                  mp_context=multiprocessing.get_context("forkserver"))
+            self._processes = process_pool(self.settings.export_processes)  # its processes die with this one
         for job_id in await self.store.query(lambda repo: repo.pending_job_ids()):
             self._queue.put_nowait(job_id)
         self._workers = [asyncio.create_task(self._work(), name=f"exportd-worker-{n}") for n in range(concurrency)]
