@@ -166,8 +166,11 @@ async def test_every_unusable_file_is_named_with_its_reason_and_nothing_is_store
             ("files", ("good.png", grey_png(1), "image/png")),
             ("coco", ("instances.json", b"{}", "application/json")),
             ("masks", ("good.png", _png(labels_with_every_case(np.uint8))))])
+        twice = await upload(http, project_id, [("files", ("good.png", grey_png(1), "image/png")),
+                                                ("files", ("good.png", grey_png(2), "image/png"))])
         project = (await http.get(f"/api/projects/{project_id}")).json()
 
+    assert "Several uploaded files are named good.png" in assert_error(twice, 400, "BAD_REQUEST")["error"]
     rejected = {(item["file"], item.get("image")): item["reason"]
                 for item in assert_error(masks, 400, "BAD_REQUEST")["rejected"]}
     assert rejected == {

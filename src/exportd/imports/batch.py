@@ -96,6 +96,10 @@ def prepare(images: Sequence[Upload], existing: Sequence[Existing], *,
     taken = {image.name for image in existing}
     seen: list[Existing] = list(existing)
     uploads = {upload.name: upload for upload in images}
+    if len(uploads) < len(images):  # polygons, COCO images and label images are matched by name
+        twice = sorted({upload.name for upload in images if sum(u.name == upload.name for u in images) > 1})
+        raise BadRequest(f"Several uploaded files are named {', '.join(twice)}; send them in separate requests.",
+                         field="files")
     if segmentation:
         unknown = sorted(set(segmentation) - set(uploads))
         if unknown:
