@@ -227,12 +227,18 @@ class Services:
 
     async def set_segmentation(self, user_id: str, project_id: str, image_id: str,
                                polygons: Sequence[PolygonIn]) -> int:
-        rows = polygon_rows(polygons)
+        def image(repo: Repository) -> Row:
+            _require_owner(_visible_project(repo, user_id, project_id), user_id)
+            found = repo.image(project_id, image_id)
+            if found is None:
+                raise errors.ImageNotFound()
+            return found
+
+        size = await self.store.query(image)
+        rows = await asyncio.to_thread(polygon_rows, polygons, size.width, size.height)
 
         def replace(repo: Repository) -> None:
-            _require_owner(_visible_project(repo, user_id, project_id), user_id)
-            if repo.image(project_id, image_id) is None:
-                raise errors.ImageNotFound()
+            image(repo)  # still there, still the caller's
             repo.set_polygons(image_id, rows)
 
         await self.store.apply(replace)

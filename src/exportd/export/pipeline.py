@@ -6,8 +6,9 @@ so the overall percentage grows by the same step per item, never goes back, and
 reaches 100 only once the ZIP is closed. Before every item it asks the job
 whether to go on; whatever stops it, the partial ZIP is deleted.
 
-Given a process pool, the per-image parts (overlays, metric rows, annotations)
-are computed in it a few images ahead, and written here, in order, so the ZIP
+Before the first writer, every polygon is checked once (export/geometry.py);
+the writers share the result. Given a process pool, the per-image parts (the
+checks, overlays, metric rows, annotations) are computed in it a few images ahead, and written here, in order, so the ZIP
 is the same as without one. Images are copied into the ZIP in chunks and
 never held in memory whole.
 
@@ -28,12 +29,14 @@ from exportd.export.archive import ArchiveWriter, export_file_name, image_file_n
 from exportd.export.context import STAGES, StepContext
 from exportd.export.documentation import write_legacy_metadata, write_metadata, write_metrics_guide, write_readme
 from exportd.export.formats import writer_for
+from exportd.export.geometry import check_project
 from exportd.export.guides import write_annotation_guides
 from exportd.export.source import ProjectSnapshot
 from exportd.export.visualize import write_visualizations
 from exportd.export.workers import Workers
 
 MAX_WARNINGS = 100
+LIVE_MARKER = ".running"  #: in the output folder while the export may use the pool (see export/workers.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +85,16 @@ def build_export(
             "compression": 1,
         },
     )
-    workers = Workers(job.raise_if_cancelled, pool)
+    workers = Workers(job.raise_if_cancelled, pool, live=out_dir / LIVE_MARKER)
     file_name = export_file_name(project.name, started_at or generated_at)
     archive = ArchiveWriter(out_dir / file_name, generated_at)
     try:
         if options.include_original_images:
             _copy_images(project, archive, job, progress)
+        if options.include_visualizations or annotation_writers or metrics_writers:
+            project, warnings = check_project(project, workers)  # each polygon once, for every writer
+            for message in warnings:
+                job.warn(message)
         if options.include_visualizations:
             style = options.visualization_options
             write_visualizations(project, style, archive, job, progress.stage("visualizations"), workers)
@@ -119,6 +126,8 @@ def build_export(
         workers.cancel()
         archive.abort()
         raise
+    finally:
+        workers.cancel()  # nothing is left to stop after a success, but the marker goes
     return ExportResult(archive.path, size, file_name, list(job.warnings))
 
 

@@ -21,6 +21,14 @@ import numpy as np
 Point = tuple[float, float]
 
 
+@dataclass(frozen=True, slots=True)
+class Check:
+    """What the export's one check of a polygon found (see `export/geometry.py`)."""
+
+    defect: str | None  #: why every writer skips the polygon, or None when it encloses a proper region
+    area: float  #: px²: an external polygon's with its holes cut out, a hole's own; 0 when skipped
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class PolygonData:
     id: str
@@ -41,6 +49,7 @@ class ImageData:
     height: int
     path: Path  #: the stored file
     polygons: tuple[PolygonData, ...] = ()
+    checks: dict[str, Check] | None = field(default=None, compare=False)  #: by polygon id, once the export has checked them
 
     @property
     def stem(self) -> str:

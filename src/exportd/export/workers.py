@@ -9,7 +9,12 @@ from the batches already done, so cheap parts (a label file) do not drown in
 inter-process overhead and costly ones (an overlay) still spread over the pool.
 
 Before every item it asks the job whether to go on, so a cancel lands within
-one item. A function sent to the pool must be a top-level function of plain data.
+one item, and it asks again every `POLL_SECONDS` while it waits for a batch.
+Work already handed to the pool stops as soon: a batch runs only while the
+export's `live` marker file exists, checked before each of its items, and a
+cancel removes it. So a cancelled export leaves the pool within one item's
+time, and the pool goes on to other exports' batches.
+A function sent to the pool must be a top-level function of plain data.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from itertools import islice
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -27,17 +33,20 @@ R = TypeVar("R")
 
 BATCH_SECONDS = 0.02
 MAX_BATCH = 64
+POLL_SECONDS = 0.005  #: how often the stop signal is checked while a batch is awaited
 
 
 class Workers:
-    """Where per-image parts are computed. `cancel()` drops the work not yet started."""
+    """Where per-image parts are computed. `cancel()` stops the work handed out and drops the rest."""
 
     def __init__(
-        self, check: Callable[[], None], pool: Executor | None = None, window: int | None = None
+        self, check: Callable[[], None], pool: Executor | None = None, window: int | None = None,
+        live: Path | None = None,
     ) -> None:
         self.check = check  #: raises ExportCancelled when the job must stop
         self.pool = pool
         self.window = window or 2 * (getattr(pool, "_max_workers", None) or os.cpu_count() or 1)
+        self.live = live  #: a file that exists while the pool may work for this export (created on first use)
         self._outstanding: set[Future] = set()
 
     def map(self, fn: Callable[..., R], items: Iterable[T], *args: Any) -> Iterator[tuple[T, R]]:
@@ -47,16 +56,20 @@ class Workers:
                 self.check()
                 yield item, fn(item, *args)
             return
+        if self.live is not None:
+            self.live.touch()
         pending: deque[tuple[list[T], Future]] = deque()
         remaining = iter(items)
         per_item = 0.0  # seconds, learnt from finished batches
         try:
             self._submit(pending, remaining, fn, args, 1)
             while pending:
-                self.check()
                 batch, future = pending.popleft()
-                seconds, results = future.result()
+                seconds, results = self._await(future)
                 self._outstanding.discard(future)
+                if len(results) != len(batch):
+                    self.check()
+                    raise RuntimeError(f"the marker {self.live} vanished while the export was running")
                 per_item = seconds / len(batch) if not per_item else 0.7 * per_item + 0.3 * seconds / len(batch)
                 size = max(1, min(MAX_BATCH, round(BATCH_SECONDS / per_item) if per_item else MAX_BATCH))
                 self._submit(pending, remaining, fn, args, size)  # keep the pool busy while the caller writes
@@ -70,10 +83,21 @@ class Workers:
                 self._outstanding.discard(future)
 
     def cancel(self) -> None:
-        """Cancel every submitted batch that has not started (the running ones finish unseen)."""
+        """Stop the batches the pool is running (at their next item) and drop those not started."""
+        if self.live is not None:
+            self.live.unlink(missing_ok=True)
         for future in self._outstanding:
             future.cancel()
         self._outstanding.clear()
+
+    def _await(self, future: Future) -> tuple[float, list]:
+        """The batch's result, asking the job whether to go on until it comes."""
+        while True:
+            self.check()
+            try:
+                return future.result(timeout=POLL_SECONDS)
+            except TimeoutError:
+                continue
 
     def _submit(self, pending: deque, remaining: Iterator, fn: Callable, args: tuple, size: int) -> None:
         assert self.pool is not None
@@ -81,13 +105,17 @@ class Workers:
             batch = list(islice(remaining, size))
             if not batch:
                 return
-            future = self.pool.submit(run_batch, fn, batch, args)
+            future = self.pool.submit(run_batch, fn, batch, args, self.live)
             self._outstanding.add(future)
             pending.append((batch, future))
 
 
-def run_batch(fn: Callable[..., R], batch: list, args: tuple) -> tuple[float, list[R]]:
-    """In a worker process: `fn` over a batch, and the seconds it took."""
+def run_batch(fn: Callable[..., R], batch: list, args: tuple, live: Path | None = None) -> tuple[float, list[R]]:
+    """In a worker process: `fn` over a batch while `live` exists, and the seconds it took."""
     began = time.perf_counter()
-    results = [fn(item, *args) for item in batch]
+    results = []
+    for item in batch:
+        if live is not None and not live.exists():
+            break  # the export stopped: the caller reads no result of this batch
+        results.append(fn(item, *args))
     return time.perf_counter() - began, results

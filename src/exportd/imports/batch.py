@@ -21,7 +21,10 @@ from pydantic import ValidationError
 
 from exportd.domain.errors import BadRequest
 from exportd.domain.filenames import clean_file_name
-from exportd.domain.requests import MAX_POINTS, MAX_POLYGONS, PolygonIn
+from exportd.domain.limits import MAX_POINTS_PER_IMAGE
+from exportd.domain.limits import MAX_POINTS_PER_POLYGON as MAX_POINTS
+from exportd.domain.limits import MAX_POLYGONS_PER_IMAGE as MAX_POLYGONS
+from exportd.domain.requests import IMAGE_POLYGONS, PolygonIn
 from exportd.imports import coco as coco_files
 from exportd.imports.labels import UnreadableLabels, label_polygons, match_labels, read_labels
 from exportd.segmentation import polygon_rows
@@ -135,7 +138,8 @@ def prepare(images: Sequence[Upload], existing: Sequence[Existing], *,
             result.skipped.append({"file": upload.name, "imageId": same.id, "reason": ALREADY_THERE})
             continue
         try:
-            rows = _traced_rows(traced[upload.name]) if upload.name in traced else _rows(polygons.get(upload.name, []))
+            rows = (_traced_rows(traced[upload.name]) if upload.name in traced
+                    else _rows(polygons.get(upload.name, []), width, height))
         except BadRequest as error:
             result.reject(source.get(upload.name, upload.name), f"{upload.name}: {error.message}",
                           image=upload.name if upload.name in source else None)
@@ -198,7 +202,7 @@ def _mask_polygons(masks: Sequence[Upload], checked: dict[str, tuple[int, int, s
 def _check_class_name(class_name: str) -> None:
     """The class of traced cells obeys the rules of every polygon's class name."""
     try:
-        PolygonIn.model_validate({"type": "external", "points": [[0, 0]], "className": class_name})
+        PolygonIn.model_validate({"type": "external", "points": [[0, 0], [1, 0], [0, 1]], "className": class_name})
     except ValidationError as error:
         raise BadRequest(f"className: {error.errors()[0]['msg']}", field="className") from None
 
@@ -209,14 +213,17 @@ def _traced_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     longest = max((len(row["points"]) for row in rows), default=0)
     if longest > MAX_POINTS:
         raise BadRequest(f"has an outline of {longest} points even simplified; at most {MAX_POINTS}")
+    total = sum(len(row["points"]) for row in rows)
+    if total > MAX_POINTS_PER_IMAGE:
+        raise BadRequest(f"has {total} points in all; an image holds at most {MAX_POINTS_PER_IMAGE}")
     return rows
 
 
-def _rows(shapes: list[dict]) -> list[dict[str, Any]]:
+def _rows(shapes: list[dict], width: int, height: int) -> list[dict[str, Any]]:
     if len(shapes) > MAX_POLYGONS:
         raise BadRequest(f"has {len(shapes)} polygons; an image holds at most {MAX_POLYGONS}")
     try:
-        return polygon_rows([PolygonIn.model_validate(shape) for shape in shapes])
+        return polygon_rows(IMAGE_POLYGONS.validate_python(shapes), width, height)
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"])

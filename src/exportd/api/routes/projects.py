@@ -11,14 +11,14 @@ from pydantic import TypeAdapter, ValidationError
 
 from exportd.api.deps import AppServices, CurrentUser
 from exportd.domain.errors import BadRequest
-from exportd.domain.requests import PolygonIn, ProjectRequest, SegmentationRequest, ShareRequest
+from exportd.domain.requests import ImagePolygons, PolygonIn, ProjectRequest, SegmentationRequest, ShareRequest
 from exportd.services import Upload
 from exportd.thumbnails import etag
 from exportd.views import image_view, project_view, user_view
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 
-_SEGMENTATION = TypeAdapter(dict[str, list[PolygonIn]])
+_SEGMENTATION = TypeAdapter(dict[str, ImagePolygons])
 
 
 @router.post("", status_code=201)
