@@ -53,8 +53,9 @@ def test_a_self_intersecting_polygon_at_the_point_limit_is_skipped_without_any_r
     result = run_export(with_polygons(project, PolygonData("tangle", "external", tangle)), ctx, **EVERYTHING)
     assert f"{project.images[0].name}: skipped 1 polygon with {SELF_INTERSECTING} (tangle)" in result.warnings
     stored = json.loads(zipfile.ZipFile(result.path).read("annotations/json/segmentation_data.json"))
-    kept = {p["id"]: p for p in stored["images"][0]["polygons"]}
-    assert len(kept["tangle"]["points"]) == MAX_POINTS_PER_POLYGON and kept["tangle"]["area"] == 0
+    kept = {p["polygonId"]: p for p in stored["images"][0]["segmentation"]["polygons"]["external"]}
+    assert len(kept["tangle"]["points"]) == MAX_POINTS_PER_POLYGON
+    assert kept["tangle"]["area"] == kept["tangle"]["netArea"] == 0
 
 
 @pytest.mark.parametrize("far", [1e20, 1e308, -1e6])

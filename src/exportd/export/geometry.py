@@ -134,9 +134,24 @@ def cells_of(image: ImageData) -> tuple[list[Cell], list[str]]:
     return cells, warnings
 
 
+def own_outline(image: ImageData, polygon: PolygonData) -> Polygon | None:
+    """The region the polygon's own outline encloses (holes not cut out), or None when it encloses none."""
+    checks = image.checks if image.checks is not None else check_image(image)
+    return Polygon(polygon.points) if checks[polygon.id].defect in (None, NOTHING_LEFT) else None
+
+
+def cell_shape(image: ImageData, polygon: PolygonData) -> BaseGeometry | None:
+    """An external polygon minus its usable holes, or None when every writer skips it."""
+    checks = image.checks if image.checks is not None else check_image(image)
+    if checks[polygon.id].defect is not None:
+        return None
+    own = [h for h in image.holes_of(polygon.id) if checks[h.id].defect is None]
+    return _cut(polygon, own)
+
+
 def polygon_area(image: ImageData, polygon: PolygonData) -> float:
     """Area in px²: an external polygon's with its holes subtracted, a hole's own; 0 for a polygon
-    that every other writer skips."""
+    that every writer skips."""
     checks = image.checks if image.checks is not None else check_image(image)
     return checks[polygon.id].area
 

@@ -29,10 +29,11 @@ import json
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+from shapely.geometry.base import BaseGeometry
 
 from exportd import __version__
 from exportd.export.archive import ArchiveWriter, image_file_names
-from exportd.export.geometry import cell_shape, outline
+from exportd.export.geometry import cell_shape, own_outline
 from exportd.export.source import ImageData, PolygonData, ProjectSnapshot
 from exportd.export.workers import Workers
 
@@ -94,7 +95,8 @@ def image_entry(image: ImageData, index: int, file_name: str, timestamp: str) ->
     internals = [p for p in image.polygons if p.kind == "internal"]
     numbers = {polygon.id: n for n, polygon in enumerate(externals, 1)}
     cells = [_external(image, polygon, n) for n, polygon in enumerate(externals, 1)]
-    holes = [_internal(polygon, n, numbers.get(polygon.parent_id or "")) for n, polygon in enumerate(internals, 1)]
+    holes = [_internal(image, polygon, n, numbers.get(polygon.parent_id or ""))
+             for n, polygon in enumerate(internals, 1)]
     return {
         "id": image.id,
         "index": index,
@@ -116,25 +118,25 @@ def image_entry(image: ImageData, index: int, file_name: str, timestamp: str) ->
 def _external(image: ImageData, polygon: PolygonData, number: int) -> dict[str, Any]:
     points = polygon.points
     shape = cell_shape(image, polygon)
+    outline = own_outline(image, polygon)
     box = [0.0, 0.0, 0.0, 0.0]
     if len(points) and np.isfinite(points).all():
         (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
         box = [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]
     return {
-        **_common(polygon, number),
+        **_common(polygon, number, outline),
         "boundingBox": [_round(v) for v in box],
-        "centroid": _centroid(points),
+        "centroid": _centroid(points, outline),
         "netArea": _round(0.0 if shape is None else shape.area),
     }
 
 
-def _internal(polygon: PolygonData, number: int, parent: int | None) -> dict[str, Any]:
-    return {**_common(polygon, number), "parentId": polygon.parent_id, "parent": parent}
+def _internal(image: ImageData, polygon: PolygonData, number: int, parent: int | None) -> dict[str, Any]:
+    return {**_common(polygon, number, own_outline(image, polygon)), "parentId": polygon.parent_id, "parent": parent}
 
 
-def _common(polygon: PolygonData, number: int) -> dict[str, Any]:
+def _common(polygon: PolygonData, number: int, shape: BaseGeometry | None) -> dict[str, Any]:
     points = polygon.points
-    shape = outline(points)
     closed = np.vstack([points, points[:1]]) if len(points) else points
     perimeter = float(np.hypot(*np.diff(closed, axis=0).T).sum()) if len(points) > 1 else 0.0
     return {
@@ -147,12 +149,11 @@ def _common(polygon: PolygonData, number: int) -> dict[str, Any]:
     }
 
 
-def _centroid(points: np.ndarray) -> dict[str, float | None] | None:
+def _centroid(points: np.ndarray, shape: BaseGeometry | None) -> dict[str, float | None] | None:
     """The centroid of the enclosed area; the mean of the points for an outline without area (as
     the replaced platform did)."""
     if not len(points) or not np.isfinite(points).all():
         return None
-    shape = outline(points)
     x, y = (shape.centroid.x, shape.centroid.y) if shape is not None else points.mean(axis=0)
     return {"x": _round(x), "y": _round(y)}
 
