@@ -8,7 +8,7 @@ are in docs/decisions.md ("Bounded geometry").
 from __future__ import annotations
 
 MAX_POINTS_PER_POLYGON = 10_000
-MAX_POINTS_PER_IMAGE = 500_000
+MAX_POINTS_PER_IMAGE = 250_000
 MAX_POLYGONS_PER_IMAGE = 10_000
 MAX_CLASS_NAME = 100
 COORDINATE_MARGIN = 0.5  #: points may lie this fraction of the image's width (height) beyond its left and right (top and bottom) edges

@@ -30,6 +30,7 @@ from exportd.engine.hooks import EngineHooks
 from exportd.engine.running import JobContext, RunningJob
 from exportd.engine.snapshot import load_snapshot
 from exportd.export.context import ExportCancelled
+from exportd.export.failure import failure_of
 from exportd.export.pipeline import build_export
 from exportd.storage import LocalStorage
 from exportd.store.repository import Repository
@@ -174,9 +175,9 @@ class LocalEngine:
             log.exception("export %s failed", job.id)
             _forget_frames(error)
             await self._remove(scratch)
-            message = f"Export failed: {error}"
-            await self.store.apply(lambda repo: repo.fail(job.id, job.attempt, error=message, code="EXPORT_ERROR",
-                                                          retryable=False))
+            failure = failure_of(error)  # the details are in the log above, never in the job
+            await self.store.apply(lambda repo: repo.fail(job.id, job.attempt, error=failure.message,
+                                                          code=failure.code, retryable=failure.retryable))
 
     async def _remove(self, folder: Path) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, _remove, folder)
