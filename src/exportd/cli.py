@@ -8,6 +8,7 @@ Server side, here: ``serve``, ``migrate``. Client side, in ``exportd.client.comm
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -44,6 +45,13 @@ def serve(
     from exportd.demo import DEMO_EMAIL, DEMO_PASSWORD, seed_demo_with
 
     settings = _settings(data_dir, worker_concurrency=workers).resolved()
+    try:  # before anything is announced or seeded: a port in use ends here
+        listening = _listen(host, port)
+    except OSError as error:
+        Console(stderr=True).print(
+            f"[bold red]exportd cannot listen on {host}:{port}[/bold red]: {error.strerror or error}. "
+            "Another program (another exportd?) may be using it; choose another with --port.", highlight=False)
+        raise typer.Exit(1) from None
     if demo:
         _, project_id = asyncio.run(seed_demo_with(settings))
         console.print(f"[bold]Demo ready[/bold]: sign in at [link]http://{host}:{port}/[/link] "
@@ -52,7 +60,22 @@ def serve(
     if settings.test_holds:
         console.print("[bold red]EXPORTD_TEST_HOLDS is set[/bold red]: anyone can hold jobs through "
                       "/api/testing/holds. For tests only, never in production.")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    config = uvicorn.Config(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.Server(config).run(sockets=[listening])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to `host`:`port` and listening, as uvicorn would open it; OSError when it cannot."""
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    listening = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: restarts need no wait
+        listening.bind(address)
+        listening.listen(2048)
+    except OSError:
+        listening.close()
+        raise
+    return listening
 
 
 @app.command()

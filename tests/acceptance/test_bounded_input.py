@@ -89,3 +89,19 @@ def _png() -> bytes:
     buffer = io.BytesIO()
     Image.new("L", (WIDTH, HEIGHT), 128).save(buffer, "PNG")
     return buffer.getvalue()
+
+
+async def test_an_export_with_nothing_selected_is_400_naming_why_and_queues_nothing(served):
+    _, token = await served.user("ada@example.com")
+    project_id, _ = await served.project(token, images=1)
+    nothing = {"includeOriginalImages": False, "includeVisualizations": False, "includeDocumentation": False,
+               "annotationFormats": [], "metricsFormats": []}
+    async with served.client(token) as http:
+        refused = await http.post(export_url(project_id), json={"options": nothing})
+        documentation_only = await http.post(export_url(project_id),
+                                             json={"options": {**nothing, "includeDocumentation": True}})
+        history = (await http.get(export_url(project_id, tail="history"))).json()["jobs"]
+    body = assert_error(refused, 400, "BAD_REQUEST")
+    assert body["field"] == "options" and "nothing is selected" in body["error"]
+    assert documentation_only.status_code == 202, documentation_only.text
+    assert len(history) == 1

@@ -103,3 +103,17 @@ def test_migrate_brings_an_empty_data_folder_up_to_date(tmp_path):
     tables = {row[0] for row in sqlite3.connect(tmp_path / "d" / "exportd.db").execute(
         "select name from sqlite_master where type='table'")}
     assert {"users", "projects", "export_jobs", "export_events", "idempotency_keys", "alembic_version"} <= tables
+
+
+def test_serve_on_a_port_in_use_says_so_and_exits_non_zero_without_announcing_itself(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTD_")}
+        done = subprocess.run([str(EXPORTD), "serve", "--demo", "--port", str(port)], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "exportd on" not in done.stdout and "Demo ready" not in done.stdout, done.stdout
+    assert f"cannot listen on 127.0.0.1:{port}" in " ".join(done.stderr.split()), done.stderr
+    assert "Traceback" not in done.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 AnnotationFormat = Literal["coco", "yolo", "json", "masks", "geojson"]
@@ -64,6 +64,14 @@ class ExportOptions(_Options):
         if value is None:
             return None
         return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _something_selected(self) -> ExportOptions:
+        if not (self.include_original_images or self.include_visualizations or self.include_documentation
+                or self.annotation_formats or self.metrics_formats):
+            raise ValueError("nothing is selected: the export would hold no images, visualizations, "
+                             "documentation, annotations or metrics")
+        return self
 
     def to_json(self) -> dict:
         return self.model_dump(mode="json", by_alias=True)
