@@ -105,3 +105,18 @@ async def test_an_export_with_nothing_selected_is_400_naming_why_and_queues_noth
     assert body["field"] == "options" and "nothing is selected" in body["error"]
     assert documentation_only.status_code == 202, documentation_only.text
     assert len(history) == 1
+
+
+async def test_an_image_too_large_to_draw_once_decoded_is_refused_at_upload(served):
+    import io
+
+    from PIL import Image
+    _, token = await served.user("ada@example.com")
+    project_id, _ = await served.project(token, images=0)
+    buffer = io.BytesIO()
+    Image.new("RGB", (6000, 5000), (20, 40, 60)).save(buffer, "PNG")  # 30 Mpx, but 114 MiB as RGB
+    async with served.client(token) as http:
+        refused = await http.post(f"/api/projects/{project_id}/images",
+                                  files=[("files", ("wide.png", buffer.getvalue(), "image/png"))])
+    body = assert_error(refused, 400, "BAD_REQUEST")
+    assert "114 MiB once decoded" in body["error"], body

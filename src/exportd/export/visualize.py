@@ -5,18 +5,22 @@ colour, with the configured stroke width. `transparency` is the opacity of the
 fills, as in the system exportd replaces: 0 draws outlines only, 1 paints the
 polygons solid. With `showNumbers`, each cell's number (the `Polygon` column of
 the metrics) sits on a white disc inside the cell, `fontSize` pixels high.
-The PNG has the size of the original image and is RGB.
+The PNG has the size of the original image, up to `MAX_OVERLAY_PIXELS`
+(4096 × 4096): a larger one is drawn scaled down, with a warning, so that
+drawing one image never needs more than a few hundred megabytes. It is RGB.
 """
 
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from exportd.domain.limits import MAX_IMAGE_BYTES, decoded_bytes
 from exportd.export.archive import ArchiveWriter, file_stem, image_file_names
 from exportd.export.geometry import Cell, cells_of
 from exportd.export.source import ImageData, ProjectSnapshot
@@ -29,6 +33,7 @@ if TYPE_CHECKING:
 
 FOLDER = "visualizations/"
 PNG_COMPRESSION = 3  #: zlib level: most of level 6's size at a fraction of its time
+MAX_OVERLAY_PIXELS = 4096 * 4096  #: larger originals are drawn scaled down to this many pixels
 
 RGB = tuple[int, int, int]
 
@@ -75,53 +80,80 @@ def write_visualizations(
 
 
 def render(image: ImageData, style: Style) -> tuple[bytes | None, list[str]]:
-    """The PNG of one image with its cells drawn, or None, and its warnings (runs in a worker process)."""
+    """The PNG of one image with its cells drawn, or None, and its warnings (runs in a worker process).
+
+    Memory stays bounded by the image's decoded size plus two layers of at most
+    `MAX_OVERLAY_PIXELS`: the original is reduced in its own mode before it
+    becomes RGB, and the overlay is pasted onto it in place.
+    """
     cells, warnings = cells_of(image)
     if not cells:
         return None, warnings
     try:
         with Image.open(image.path) as source:
-            base = _as_rgb(source)
+            if decoded_bytes(source.mode, source.size) > MAX_IMAGE_BYTES:
+                return None, [*warnings, f"{image.name}: {source.width}x{source.height} {source.mode} is too large "
+                                         "to draw; no visualization"]
+            full = source.size
+            size = overlay_size(full)
+            base = _as_rgb(source, size)
     except FileNotFoundError:
         return None, [*warnings, f"{image.name}: the original file is missing from storage; no visualization"]
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         return None, [*warnings, f"{image.name}: the original file cannot be read ({error}); no visualization"]
-    drawn = Image.alpha_composite(base.convert("RGBA"), _overlay(base.size, cells, style)).convert("RGB")
+    layer = _overlay(size, cells, style, (size[0] / full[0], size[1] / full[1]))
+    base.paste(layer, (0, 0), layer)  # the layer's alpha blends it in, without another full-size copy
+    del layer
     buffer = io.BytesIO()
-    drawn.save(buffer, "PNG", compress_level=PNG_COMPRESSION)
+    base.save(buffer, "PNG", compress_level=PNG_COMPRESSION)
+    if size != full:
+        warnings = [*warnings, f"{image.name}: visualization drawn at {size[0]}x{size[1]} "
+                               f"(the original is {full[0]}x{full[1]})"]
     return buffer.getvalue(), warnings
 
 
-def _overlay(size: tuple[int, int], cells: list[Cell], style: Style) -> Image.Image:
-    """A transparent layer with the fills, then the outlines, then the numbers."""
+def overlay_size(size: tuple[int, int]) -> tuple[int, int]:
+    """The size a visualization is drawn at: the original's, scaled down to `MAX_OVERLAY_PIXELS` at most."""
+    width, height = size
+    if width * height <= MAX_OVERLAY_PIXELS:
+        return size
+    factor = math.sqrt(MAX_OVERLAY_PIXELS / (width * height))
+    return max(1, math.floor(width * factor)), max(1, math.floor(height * factor))
+
+
+def _overlay(size: tuple[int, int], cells: list[Cell], style: Style, scale: tuple[float, float]) -> Image.Image:
+    """A transparent layer with the fills, then the outlines, then the numbers; polygons scaled by `scale`."""
     layer = Image.new("RGBA", size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
-    for colour, ring in _rings(cells, style):
+    rings = list(_rings(cells, style, scale))
+    for colour, ring in rings:
         if len(ring) >= 3:
             draw.polygon(ring, fill=(*colour, style.fill_alpha))
-    for colour, ring in _rings(cells, style):
+    for colour, ring in rings:
         draw.line([*ring, ring[0]], fill=(*colour, 255), width=style.stroke_width, joint="curve")
     if style.show_numbers:
         font = _font(style.font_size)
         for cell in cells:
-            _number(draw, cell, font, style.font_size)
+            _number(draw, cell, font, style.font_size, scale)
     return layer
 
 
-def _rings(cells: list[Cell], style: Style):
+def _rings(cells: list[Cell], style: Style, scale: tuple[float, float]):
     """(colour, points) of every outline: each cell, then its holes, in cell order."""
+    factor = np.asarray(scale)
     for cell in cells:
-        yield style.external, [tuple(p) for p in cell.polygon.points.tolist()]
+        yield style.external, [tuple(p) for p in (cell.polygon.points * factor).tolist()]
         for hole in cell.holes:
-            yield style.internal, [tuple(p) for p in hole.points.tolist()]
+            yield style.internal, [tuple(p) for p in (hole.points * factor).tolist()]
 
 
-def _number(draw: ImageDraw.ImageDraw, cell: Cell, font: ImageFont.ImageFont, size: int) -> None:
+def _number(draw: ImageDraw.ImageDraw, cell: Cell, font: ImageFont.ImageFont, size: int,
+            scale: tuple[float, float]) -> None:
     """The cell's number on a white disc at a point inside the cell."""
     centre = cell.shape.centroid
     if not cell.shape.contains(centre):
         centre = cell.shape.representative_point()
-    x, y = centre.x, centre.y
+    x, y = centre.x * scale[0], centre.y * scale[1]
     text = str(cell.number)
     left, top, right, bottom = draw.textbbox((x, y), text, font=font, anchor="mm")
     radius = max(right - left, bottom - top, size) / 2 + max(2, size // 5)
@@ -137,12 +169,18 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
-def _as_rgb(source: Image.Image) -> Image.Image:
-    """8-bit RGB; 16-bit and float images are scaled to their own maximum first."""
+def _as_rgb(source: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """8-bit RGB at `size`, reduced first in the source's own mode (a 1-bit image is 1 byte a pixel,
+    RGB 4); 16-bit, 32-bit and float images are scaled to their own maximum."""
     if source.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        pixels = np.asarray(source, dtype=np.float64)
-        peak = pixels.max() if pixels.size and pixels.max() > 0 else 1.0
+        low, high = source.getextrema()
+        reduced = source if source.size == size else source.resize(size, Image.Resampling.BOX)
+        pixels = np.asarray(reduced, dtype=np.float32)
+        peak = float(high) if high and high > 0 else 1.0
         return Image.fromarray((np.clip(pixels / peak, 0, 1) * 255).astype(np.uint8)).convert("RGB")
+    source.load()
+    if source.size != size:
+        source = source.resize(size, Image.Resampling.BOX)  # 1-bit and palette images: nearest neighbour
     return source.convert("RGB")
 
 

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from exportd.domain.errors import BadRequest
 from exportd.domain.filenames import clean_file_name
-from exportd.domain.limits import MAX_POINTS_PER_IMAGE
+from exportd.domain.limits import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, MAX_POINTS_PER_IMAGE, decoded_bytes
 from exportd.domain.limits import MAX_POINTS_PER_POLYGON as MAX_POINTS
 from exportd.domain.limits import MAX_POLYGONS_PER_IMAGE as MAX_POLYGONS
 from exportd.domain.requests import IMAGE_POLYGONS, PolygonIn
@@ -30,7 +30,6 @@ from exportd.imports.labels import UnreadableLabels, label_polygons, match_label
 from exportd.segmentation import polygon_rows
 
 IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "TIFF": "image/tiff", "BMP": "image/bmp"}
-MAX_IMAGE_PIXELS = 100_000_000
 ALREADY_THERE = "already in the project (same name and content)"
 
 
@@ -246,6 +245,7 @@ def inspect_image(upload: Upload) -> tuple[int, int, str]:
         with Image.open(io.BytesIO(upload.data)) as image:
             kind = image.format
             width, height = image.size
+            mode = image.mode
             image.verify()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise _unusable(upload, "is not a readable image") from error
@@ -253,6 +253,10 @@ def inspect_image(upload: Upload) -> tuple[int, int, str]:
         raise _unusable(upload, f"is a {kind} image; PNG, JPEG, TIFF and BMP are supported")
     if width * height > MAX_IMAGE_PIXELS:
         raise _unusable(upload, f"is too large ({width}x{height})")
+    if decoded_bytes(mode, (width, height)) > MAX_IMAGE_BYTES:
+        megabytes = decoded_bytes(mode, (width, height)) / 1_048_576
+        raise _unusable(upload, f"is too large ({width}x{height} {mode}, {megabytes:.0f} MiB once decoded; "
+                                f"at most {MAX_IMAGE_BYTES // 1_048_576} MiB)")
     return width, height, kind
 
 

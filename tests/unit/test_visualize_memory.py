@@ -1,0 +1,63 @@
+"""The worst image the API accepts costs a bounded amount of memory to export: its decoded pixels,
+plus two layers at the overlay's capped size, measured in a fresh process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+from PIL import Image, ImageDraw
+
+from exportd.domain.limits import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, decoded_bytes
+from exportd.export.visualize import MAX_OVERLAY_PIXELS
+
+SIDE = 10_000
+CHILD = textwrap.dedent("""
+    import json, sys
+    from datetime import UTC, datetime
+    from pathlib import Path
+    from exportd.domain.options import ExportOptions
+    from exportd.export.pipeline import build_export
+    from exportd.export.source import ImageData, PolygonData, ProjectSnapshot
+
+    class Quiet:
+        def raise_if_cancelled(self): pass
+        def advance(self, *args, **kwargs): pass
+        def warn(self, message): print(message, file=sys.stderr)
+        def item_done(self): pass
+
+    path, out, side = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+    cells = tuple(PolygonData(f"c{n}", "external", ((x, 100.0), (x + 800, 100.0), (x + 400, 900.0)))
+                  for n, x in enumerate(range(100, side - 1000, 1000)))
+    project = ProjectSnapshot("p", "P", images=(ImageData("i", "huge.png", side, side, path, cells),))
+    options = ExportOptions(include_original_images=True, include_visualizations=True, include_documentation=True,
+                            annotation_formats=["yolo", "json"], metrics_formats=["csv", "excel"])
+    def peak():  # this process's own high-water mark (ru_maxrss would carry the parent's over exec)
+        line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmHWM:"))
+        return int(line.split()[1]) * 1024
+
+    before = peak()
+    result = build_export(project, options, out, job_id="m", generated_at=datetime.now(UTC), ctx=Quiet())
+    after = peak()
+    print(json.dumps({"before": before, "after": after, "warnings": result.warnings}))
+""")
+
+
+def test_a_1_bit_image_at_the_pixel_cap_exports_within_its_decoded_size_plus_two_capped_layers(tmp_path):
+    assert SIDE * SIDE <= MAX_IMAGE_PIXELS and decoded_bytes("1", (SIDE, SIDE)) <= MAX_IMAGE_BYTES  # accepted
+    path = tmp_path / "huge.png"
+    picture = Image.new("1", (SIDE, SIDE), 0)
+    ImageDraw.Draw(picture).ellipse((1000, 1000, 9000, 9000), fill=1)
+    picture.save(path, "PNG")
+    del picture
+    out = tmp_path / "out"
+    out.mkdir()
+    done = subprocess.run([sys.executable, "-c", CHILD, str(path), str(out), str(SIDE)],
+                          capture_output=True, text=True, timeout=300, check=True)
+    figures = json.loads(done.stdout)
+    bound = decoded_bytes("1", (SIDE, SIDE)) + 2 * 4 * MAX_OVERLAY_PIXELS + 64 * 1_048_576
+    grown = figures["after"] - figures["before"]
+    assert grown <= bound, f"the export grew the process by {grown / 1e6:.0f} MB (bound {bound / 1e6:.0f} MB)"
+    assert any("visualization drawn at 4096x4096" in w for w in figures["warnings"]), figures["warnings"]
