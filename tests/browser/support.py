@@ -55,6 +55,11 @@ class Server:
     def __post_init__(self) -> None:
         self.http = httpx.Client(base_url=self.url, timeout=30)
 
+    @property
+    def data(self) -> Path:
+        """The server's data folder (its store and its files)."""
+        return self.log.parent / "data"
+
     @classmethod
     def start(cls, folder: Path, **settings: str) -> Server:
         """``exportd serve`` on a free port, data and log in `folder`, test holds on; `settings`: more

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
+from tests.browser.support import wait_for
 from tests.browser.test_export_flows import TIMEOUT_MS, console_errors, sign_in
 
 
@@ -117,3 +118,42 @@ def test_the_429_notice_goes_once_the_export_that_caused_it_ends(server, context
     server.release(first, "item")
     assert server.settled(account, first)["status"] == "completed"
     expect(by("export-notice")).to_be_hidden(timeout=TIMEOUT_MS)
+
+
+def test_a_failed_export_says_why_and_try_again_repeats_it_and_warnings_read_as_text(server, context, downloads):
+    account = server.account(images=2)
+    server.hold("item", after_items=1)
+    page = context.new_page()
+    sign_in(page, server, account)
+    by = page.get_by_test_id
+    by("export-open").click()
+    by("option-documentation").uncheck()
+    by("export-start").click()
+    first = server.the_job(account)["id"]
+    server.held(first, "item")
+    expect(by("export-status")).to_have_text("Processing", timeout=TIMEOUT_MS)
+
+    # The tab hears that the export failed (the hook feeds an event as the socket would).
+    page.evaluate("""([jobId, projectId]) => {
+        const job = window.__exportd.state.jobs[jobId];
+        const now = new Date().toISOString();
+        window.__exportd.receive({type: 'export:failed', jobId, projectId, userId: 'u', seq: job.seq + 1,
+            status: 'failed', timestamp: now, failedAt: now, error: 'The storage is full.', code: 'SERVICE_UNAVAILABLE',
+            retryable: true});
+    }""", [first, account.project_id])
+    expect(by("export-status")).to_have_text("Failed", timeout=TIMEOUT_MS)
+    expect(by("export-message")).to_contain_text("The storage is full.")
+    expect(by("toast").filter(has_text="Export failed: The storage is full.")).to_be_visible()
+    server.release_all()  # disarmed: the server's own job ends (and frees the slot), the next is not held
+    assert server.settled(account, first)["status"] == "completed"
+
+    # One original goes missing from storage, so the second export completes with a warning.
+    next(iter(sorted(server.data.rglob(f"projects/{account.project_id}/*.png")))).unlink()
+    by("export-retry").click()
+    second = wait_for(lambda: next((job["id"] for job in server.jobs(account) if job["id"] != first), None),
+                      message="the export to start again")
+    assert server.status(account, second)["options"] == server.status(account, first)["options"]
+    assert server.settled(account, second)["status"] == "completed"
+    expect(by("export-status")).to_have_text("Completed", timeout=TIMEOUT_MS)
+    expect(by("export-warnings")).to_contain_text("missing from storage")
+    expect(by("export-warnings").locator("li")).to_have_count(len(server.status(account, second)["warnings"]))
