@@ -1,5 +1,6 @@
-"""The export dialog's image picker, the language switch, toasts, and a page that logs no errors
-for answers it expects, in headless Chromium against a real `exportd serve`."""
+"""The export dialog (its picker, its fit in 400 and 860 px windows), the panel (a failure and Try
+again, warnings, toasts, the 429 notice, the history's pages), the language switch, and a page that
+logs no error for answers it expects, in headless Chromium against a real `exportd serve`."""
 
 from __future__ import annotations
 
@@ -157,3 +158,26 @@ def test_a_failed_export_says_why_and_try_again_repeats_it_and_warnings_read_as_
     expect(by("export-status")).to_have_text("Completed", timeout=TIMEOUT_MS)
     expect(by("export-warnings")).to_contain_text("missing from storage")
     expect(by("export-warnings").locator("li")).to_have_count(len(server.status(account, second)["warnings"]))
+
+
+def test_the_history_pages_past_twenty(server, context, downloads):
+    account = server.account(images=1)
+    headers = {"Authorization": f"Bearer {account.token}"}
+    only_docs = {"options": {"includeOriginalImages": False, "includeVisualizations": False,
+                             "includeDocumentation": True, "annotationFormats": [], "metricsFormats": []}}
+    jobs = []
+    for _ in range(21):  # one active export per user: each in turn
+        response = server.http.post(f"/api/projects/{account.project_id}/export", json=only_docs, headers=headers)
+        assert response.status_code == 202, response.text
+        jobs.append(response.json()["id"])
+        server.settled(account, jobs[-1])
+    page = context.new_page()
+    sign_in(page, server, account)
+    by = page.get_by_test_id
+    rows = by("export-history").locator("tbody tr")
+    expect(rows).to_have_count(20, timeout=TIMEOUT_MS)
+    expect(by(f"history-row-{jobs[0]}")).to_have_count(0)  # the oldest is on the next page
+    by("history-more").click()
+    expect(rows).to_have_count(21)
+    expect(by(f"history-row-{jobs[0]}")).to_be_visible()
+    expect(by("history-more")).to_be_hidden()
