@@ -53,7 +53,7 @@ class GeoJsonWriter:
             for message in warnings:
                 ctx.warn(message)
             archive.write_text(f"{FOLDER}{file_stem(names[image.id])}.geojson", text)
-            progress.done(f"GeoJSON: {image.name}")
+            progress.done(f"GeoJSON: {image.name}", image.name)
 
 
 def image_features(image: ImageData) -> tuple[str, list[str]]:

@@ -53,7 +53,7 @@ class MasksWriter:
             for message in warnings:
                 ctx.warn(message)
             archive.write_bytes(f"{FOLDER}{file_stem(names[image.id])}.tif", data, compress=False)
-            progress.done(f"Masks: {image.name}")
+            progress.done(f"Masks: {image.name}", image.name)
 
 
 def image_mask(image: ImageData) -> tuple[bytes, list[str]]:
