@@ -15,6 +15,7 @@ from exportd import __version__
 from exportd.domain.options import ExportOptions
 from exportd.export.archive import ArchiveWriter
 from exportd.export.formats import writer_for
+from exportd.export.guides import guide_path
 from exportd.export.metrics import IDENTITY, MEASURED, SIGNIFICANT_DIGITS, heading, unit
 from exportd.export.source import ProjectSnapshot
 
@@ -236,6 +237,8 @@ def _contents(names: list[str], options: ExportOptions) -> list[str]:
         for name in formats:
             writer = writer_for(group, name)
             described[writer.path] = writer.title
+            if group == "annotations" and not writer.path.endswith("/"):  # a folder's guide is counted in it
+                described[guide_path(writer)] = f"how to use the {writer.title}"
     described[README_PATH] = "this file"
     described[METADATA_PATH] = "what was exported, with which options, and any warnings"
     counts = Counter(_owner(name, described) for name in names)
