@@ -32,7 +32,7 @@ from exportd.segmentation import polygon_rows
 from exportd.storage import LocalStorage, WriteProbe
 from exportd.store.repository import Repository
 from exportd.store.uow import Store
-from exportd.thumbnails import make_thumbnail, thumbnail_key
+from exportd.thumbnails import UnreadableImage, make_thumbnail, thumbnail_key
 
 MAX_SEQ = 2**63 - 1  #: the largest seq a store column holds; asking for events after more is asking after it
 
@@ -220,7 +220,7 @@ class Services:
         if not path.is_file():
             try:
                 data = await asyncio.to_thread(make_thumbnail, self.storage.path(image.storage_key))
-            except (OSError, ValueError, Image.DecompressionBombError) as error:
+            except UnreadableImage as error:
                 raise errors.ImageNotFound("The image's file cannot be read.") from error
             await asyncio.to_thread(self.storage.save, thumbnail_key(project_id, image_id), data)
         return path

@@ -30,16 +30,25 @@ def etag(image_id: str) -> str:
     return f'"{image_id}.{SIZE}.{VERSION}"'
 
 
+class UnreadableImage(Exception):
+    """The stored image cannot be read (missing, damaged, or not an image any more)."""
+
+
 def make_thumbnail(source: Path) -> bytes:
-    """The JPEG bytes of `source`'s thumbnail (blocking: run it off the event loop)."""
-    with Image.open(source) as image:
-        image.draft("RGB", (SIZE * 2, SIZE * 2))  # JPEG: decode at a fraction of the size
-        frame = ImageOps.exif_transpose(image) or image
-        frame = _eight_bit(frame)
-        frame.thumbnail((SIZE, SIZE), Image.Resampling.LANCZOS)
-        out = io.BytesIO()
-        frame.save(out, "JPEG", quality=QUALITY, optimize=True)
-        return out.getvalue()
+    """The JPEG bytes of `source`'s thumbnail (blocking: run it off the event loop).
+
+    Raises `UnreadableImage` when the file is missing or cannot be decoded."""
+    try:
+        with Image.open(source) as image:
+            image.draft("RGB", (SIZE * 2, SIZE * 2))  # JPEG: decode at a fraction of the size
+            frame = ImageOps.exif_transpose(image) or image
+            frame = _eight_bit(frame)
+            frame.thumbnail((SIZE, SIZE), Image.Resampling.LANCZOS)
+            out = io.BytesIO()
+            frame.save(out, "JPEG", quality=QUALITY, optimize=True)
+            return out.getvalue()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        raise UnreadableImage(str(error)) from error
 
 
 def _eight_bit(image: Image.Image) -> Image.Image:

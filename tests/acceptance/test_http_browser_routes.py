@@ -32,7 +32,8 @@ async def test_a_thumbnail_is_a_small_jpeg_cached_by_etag_and_only_for_who_sees_
                                    files=[("files", ("deep.tif", tiff_16_bit(), "image/tiff"))])
         deep_id = uploaded.json()["images"][0]["id"]
         first = await http.get(thumbnail_url(project_id, image_ids[0]))
-        again = await http.get(thumbnail_url(project_id, image_ids[0]), headers={"If-None-Match": first.headers["etag"]})
+        again = await http.get(thumbnail_url(project_id, image_ids[0]),
+                               headers={"If-None-Match": first.headers["etag"]})
         deep = await http.get(thumbnail_url(project_id, deep_id))
         unknown = await http.get(thumbnail_url(project_id, "no-such-image"))
         elsewhere = await http.get(thumbnail_url("no-such-project", image_ids[0]))
@@ -55,6 +56,20 @@ async def test_a_thumbnail_is_a_small_jpeg_cached_by_etag_and_only_for_who_sees_
     assert_error(elsewhere, 404, "NOT_FOUND")
     assert_error(stranger, 404, "NOT_FOUND")  # another user's image does not exist for Bob
     assert_error(anonymous, 401, "UNAUTHORIZED")
+
+
+async def test_an_image_whose_file_is_damaged_has_no_thumbnail_and_no_500(served):
+    _, ada = await served.user("ada@example.com")
+    project_id, image_ids = await served.project(ada, images=2)
+    stored = sorted(served.runtime.settings.data_dir.rglob(f"projects/{project_id}/*.png"))
+    stored[0].write_bytes(b"not an image any more")
+    stored[1].unlink()
+    async with served.client(ada) as http:
+        answers = [await http.get(thumbnail_url(project_id, image_id)) for image_id in image_ids]
+
+    for answer in answers:
+        body = assert_error(answer, 404, "NOT_FOUND")
+        assert "/" not in body["error"], "no server path in the answer"
 
 
 async def test_the_session_route_answers_200_with_or_without_a_session(served):

@@ -71,5 +71,6 @@ def test_a_project_imported_with_a_coco_file_exports_what_was_imported(server, c
         coco = json.loads(archive.read("annotations/coco/annotations.json"))
     assert sorted(name for name in names if name.startswith("images/")) == sorted(f"images/{name}" for name in cells)
     exported = {image["file_name"].rsplit("/", 1)[-1]: image["id"] for image in coco["images"]}
-    per_image = {name: sum(1 for a in coco["annotations"] if a["image_id"] == image_id) for name, image_id in exported.items()}
+    per_image = {name: sum(1 for a in coco["annotations"] if a["image_id"] == image_id)
+                 for name, image_id in exported.items()}
     assert per_image == cells
