@@ -22,14 +22,13 @@ import tempfile
 from pathlib import Path
 
 from PIL import Image
-
 from playwright.sync_api import expect, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # for tests.browser.support
 
-from exportd.synthetic import synthetic_project  # noqa: E402
-from tests.browser.support import CHROMIUM, CHROMIUM_ARGS, PASSWORD, Server, wait_for  # noqa: E402
+from exportd.synthetic import synthetic_project
+from tests.browser.support import CHROMIUM, CHROMIUM_ARGS, PASSWORD, Server, wait_for
 
 OUT = Path(__file__).resolve().parent
 TIMEOUT_MS = 30_000

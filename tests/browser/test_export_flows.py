@@ -203,7 +203,7 @@ def test_completion_winning_the_race_is_not_auto_downloaded_but_offered(server, 
 
 def test_a_reload_mid_export_resumes_and_downloads_once(server, context, downloads):
     page = context.new_page()
-    account, job_id = held_export(server, page, "item", after_items=2)
+    _, job_id = held_export(server, page, "item", after_items=2)
 
     page.reload()
     expect(page.get_by_test_id("export-status")).to_contain_text("Processing", timeout=TIMEOUT_MS)
