@@ -58,7 +58,9 @@ def regions(labels: np.ndarray, *, max_points: int | None = None) -> Iterator[Re
 def _label_regions(labels: np.ndarray, label: int, box: tuple[slice, slice],
                    max_points: int | None) -> Iterator[Region]:
     offset = (box[1].start - 0.5, box[0].start - 0.5)  # (r, c) in the padded crop -> (x, y) in the image
-    crop = np.pad(labels[box] == label, 1).view(np.uint8)
+    window = labels[box]
+    crop = np.zeros((window.shape[0] + 2, window.shape[1] + 2), dtype=np.uint8)  # padded: contours close
+    np.equal(window, label, out=crop[1:-1, 1:-1], casting="unsafe")
     outlines: list[np.ndarray] = []
     holes: list[np.ndarray] = []
     for contour in find_contours(crop, 0.5, fully_connected="high", positive_orientation="high"):
@@ -97,7 +99,9 @@ def _corners(contour: np.ndarray) -> np.ndarray:
     equal steps is dropped without any tolerance.
     """
     steps = np.diff(contour, axis=0)
-    turns = (steps != np.roll(steps, 1, axis=0)).any(axis=1)
+    turns = np.empty(len(steps), dtype=bool)
+    turns[1:] = (steps[1:] != steps[:-1]).any(axis=1)
+    turns[0] = (steps[0] != steps[-1]).any()
     return contour[:-1][turns] if turns.sum() >= 3 else contour[:-1]
 
 
