@@ -66,3 +66,20 @@ def test_an_outline_over_its_point_budget_is_simplified_and_says_so():
 def test_label_images_match_their_images_by_stem_and_known_suffixes():
     matched = match_labels(["a.png", "b.tif", "c.jpg"], ["a.tif", "b_cp_masks.png", "c_masks.tif", "d.png"])
     assert matched == {"a.tif": "a.png", "b_cp_masks.png": "b.tif", "c_masks.tif": "c.jpg"}
+
+
+def test_an_image_over_its_point_budget_is_simplified_as_a_whole_and_says_so():
+    yy, xx = np.mgrid[:200, :300]
+    labels = np.zeros((200, 300), np.uint16)
+    for number, (cy, cx) in enumerate([(60, 60), (60, 180), (140, 120), (150, 250)], 1):
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 < 45**2] = number  # round cells, the last two touching
+    labels[55:65, 55:65] = 0  # a hole
+    exact, _ = label_polygons(labels)
+    total = sum(len(p["points"]) for p in exact)
+    budget = total // 2
+    fitted, warnings = label_polygons(labels, max_image_points=budget)
+    assert sum(len(p["points"]) for p in fitted) <= budget
+    assert [p["id"] for p in fitted] == [p["id"] for p in exact]  # every cell and hole kept
+    assert all(len(p["points"]) >= 3 for p in fitted)
+    assert any(w.startswith("outlines simplified with a tolerance of") and f"to fit {budget} points" in w
+               for w in warnings)

@@ -189,7 +189,8 @@ def _mask_polygons(masks: Sequence[Upload], checked: dict[str, tuple[int, int, s
             result.reject(mask.name, f"is {labels.shape[1]}x{labels.shape[0]}, its image {image} is {width}x{height}",
                           image)
             continue
-        polygons[image], warnings = label_polygons(labels, class_name=class_name, max_points=MAX_POINTS)
+        polygons[image], warnings = label_polygons(labels, class_name=class_name, max_points=MAX_POINTS,
+                                                   max_image_points=MAX_POINTS_PER_IMAGE)
         source[image] = mask.name
         result.warnings += [f"{mask.name}: {message}" for message in warnings]
     for image in checked:

@@ -18,7 +18,7 @@ import numpy as np
 import tifffile
 from PIL import Image, UnidentifiedImageError
 
-from exportd.imports.trace import TOLERANCE, regions
+from exportd.imports.trace import COARSE_TOLERANCE, MAX_TOLERANCE, TOLERANCE, regions, simplified
 
 SUFFIXES = ("_cp_masks", "_masks", "_mask", "_labels", "_label", "_seg")
 MAX_LABEL_PIXELS = 100_000_000
@@ -69,11 +69,13 @@ def read_labels(data: bytes) -> np.ndarray:
     return array
 
 
-def label_polygons(labels: np.ndarray, *, class_name: str = "cell",
-                   max_points: int | None = None) -> tuple[list[dict], list[str]]:
+def label_polygons(labels: np.ndarray, *, class_name: str = "cell", max_points: int | None = None,
+                   max_image_points: int | None = None) -> tuple[list[dict], list[str]]:
     """Polygons as the store keeps them (`segmentation.polygon_rows`: id, kind, points as an (n, 2)
     array, parent_id, class_name) for each label, and warnings about what tracing changed.
 
+    `max_points` bounds each outline, `max_image_points` all of them together: past it every outline
+    is simplified (Douglas-Peucker), the tolerance doubling from 0.5 px until they fit.
     Ids name the label: `label-7` (its second part `label-7.2`), holes `label-7-hole-1`.
     """
     polygons: list[dict] = []
@@ -89,6 +91,10 @@ def label_polygons(labels: np.ndarray, *, class_name: str = "cell",
         if region.tolerance > TOLERANCE:
             coarse.append(region.label)
     warnings = []
+    if max_image_points is not None and sum(len(p["points"]) for p in polygons) > max_image_points:
+        tolerance = _fit(polygons, max_image_points)
+        warnings.append(f"outlines simplified with a tolerance of {tolerance:g} px to fit {max_image_points} "
+                        "points per image")
     split = sorted(label for label, count in parts.items() if count > 1)
     if split:
         warnings.append(f"{_labels(split)} {'has' if len(split) == 1 else 'have'} separate parts; "
@@ -98,6 +104,19 @@ def label_polygons(labels: np.ndarray, *, class_name: str = "cell",
     if not parts:
         warnings.append("no labels (every pixel is 0); no cells")
     return polygons, warnings
+
+
+def _fit(polygons: list[dict], budget: int) -> float:
+    """Simplify every outline with one tolerance, doubling from 0.5 px, until all fit in `budget` points."""
+    exact = [polygon["points"] for polygon in polygons]
+    tolerance = COARSE_TOLERANCE
+    while True:
+        fitted = [simplified(ring, tolerance=tolerance) for ring in exact]
+        if sum(len(ring) for ring in fitted) <= budget or tolerance >= MAX_TOLERANCE:
+            for polygon, ring in zip(polygons, fitted, strict=True):
+                polygon["points"] = ring
+            return tolerance
+        tolerance *= 2
 
 
 def match_labels(image_names: Iterable[str], label_names: Iterable[str]) -> dict[str, str]:

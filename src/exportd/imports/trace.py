@@ -81,13 +81,21 @@ def _label_regions(labels: np.ndarray, label: int, box: tuple[slice, slice],
         yield region
 
 
-def simplified(ring: np.ndarray, max_points: int | None = None) -> tuple[np.ndarray, float]:
-    """The ring (without its points on straight runs), coarser if it has more than `max_points`."""
-    tolerance = TOLERANCE
-    while max_points is not None and len(ring) > max_points and tolerance < MAX_TOLERANCE:
-        tolerance = COARSE_TOLERANCE if tolerance < COARSE_TOLERANCE else tolerance * 2
-        ring = approximate_polygon(np.vstack([ring, ring[:1]]), tolerance)[:-1]
-    return ring, tolerance
+def simplified(ring: np.ndarray, max_points: int | None = None, *,
+               tolerance: float | None = None) -> tuple[np.ndarray, float] | np.ndarray:
+    """With `tolerance`: the ring simplified with it (Douglas-Peucker, at least 3 points kept).
+
+    Else: the ring (without its points on straight runs), coarser if it has more than `max_points`,
+    and the tolerance used.
+    """
+    if tolerance is not None:
+        coarse = approximate_polygon(np.vstack([ring, ring[:1]]), tolerance)[:-1]
+        return coarse if len(coarse) >= 3 else ring
+    used = TOLERANCE
+    while max_points is not None and len(ring) > max_points and used < MAX_TOLERANCE:
+        used = COARSE_TOLERANCE if used < COARSE_TOLERANCE else used * 2
+        ring = approximate_polygon(np.vstack([ring, ring[:1]]), used)[:-1]
+    return ring, used
 
 
 def _corners(contour: np.ndarray) -> np.ndarray:
