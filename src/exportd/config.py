@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EXPORTD_", extra="ignore")
 
     data_dir: Path = Path("exportd-data")
+    storage_dir: Path | None = None  #: uploaded images and exports, a folder every node reads; default: <data>/storage
     database_url: str | None = None  #: default: SQLite in the data folder
     secret_key: str | None = None  #: default: generated once, kept in the data folder (0600)
     public_url: str = ""  #: prefix of download URLs in events; empty means relative
@@ -69,7 +70,9 @@ class Settings(BaseSettings):
         data_dir.mkdir(parents=True, exist_ok=True)
         database_url = self.database_url or f"sqlite+aiosqlite:///{data_dir / 'exportd.db'}"
         secret_key = self.secret_key or _kept_secret(data_dir / "secret_key")
-        return self.model_copy(update={"data_dir": data_dir, "database_url": database_url, "secret_key": secret_key})
+        storage_dir = (self.storage_dir or data_dir / "storage").expanduser().resolve()
+        return self.model_copy(update={"data_dir": data_dir, "database_url": database_url, "secret_key": secret_key,
+                                       "storage_dir": storage_dir})
 
     @property
     def socket_origins(self) -> list[str]:
@@ -81,15 +84,12 @@ class Settings(BaseSettings):
         return (self.database_url or "").startswith("sqlite")
 
     @property
-    def storage_dir(self) -> Path:
-        return self.data_dir / "storage"
-
-    @property
     def exports_dir(self) -> Path:
-        return self.data_dir / "exports"
+        """Where the local storage keeps export attempts (see `storage.LocalStorage.scratch`)."""
+        return (self.storage_dir or self.data_dir / "storage") / "exports"
 
     def attempt_dir(self, job_id: str, attempt: int) -> Path:
-        """The scratch folder of one attempt at a job: one level under `exports_dir` (one mkdir per export)."""
+        """The local storage's folder of one attempt at a job (`storage.LocalStorage.scratch`)."""
         return self.exports_dir / f"{job_id}.{attempt}"
 
 

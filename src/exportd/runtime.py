@@ -34,12 +34,12 @@ class Runtime:
         self.sio = create_sio(self.services, allowed_origins=settings.socket_origins, client_manager=client_manager)
         self.relay = EventRelay(sink=self._emit, fetch=self._fetch)
         self.store.subscribe(self.relay.publish)
-        self.reaper = Reaper(self.store, settings)
+        self.reaper = Reaper(self.store, self.storage, settings)
         self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
         await upgrade(self.settings.database_url)
-        self.settings.exports_dir.mkdir(parents=True, exist_ok=True)
+        self.storage.exports.mkdir(parents=True, exist_ok=True)
         self._tasks = [asyncio.create_task(self.reaper.run_forever(self.sweep_interval), name="exportd-reaper")]
         await self.engine.start()
         if self.settings.gc_freeze_on_start:

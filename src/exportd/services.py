@@ -10,7 +10,6 @@ import asyncio
 import hashlib
 import json
 import os
-import shutil
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,7 +62,7 @@ class Services:
         self.hooks = hooks or EngineHooks()  #: where tests hold a download between its steps
         self.storage = storage
         self.settings = settings
-        self.write_probe = WriteProbe([storage.root, settings.exports_dir])  #: can an export be written?
+        self.write_probe = WriteProbe([storage.root, storage.exports])  #: can an export be written?
         self.passwords = Passwords(fast=settings.password_hash_fast)
         self.tokens = Tokens(settings.secret_key, access_seconds=settings.access_token_seconds,
                              download_seconds=settings.download_token_seconds)
@@ -336,7 +335,7 @@ class Services:
         _require_downloadable(job)
         await self.hooks.after_download_check(job_id)
         try:
-            handle = open(job.file_path, "rb")  # noqa: SIM115 - closed by the response
+            handle = self.storage.open(job.file_path)  # closed by the response
         except FileNotFoundError as error:
             raise errors.ExportGone("The export file is no longer available.") from error
         try:
@@ -360,7 +359,7 @@ class Services:
 
         file_path = await self.store.apply(discard)
         if file_path:  # the folder of the attempt that published it; the janitor takes any other
-            await asyncio.to_thread(shutil.rmtree, Path(file_path).parent, True)
+            await asyncio.to_thread(self.storage.delete_export, file_path)
 
     @staticmethod
     def formats() -> dict:

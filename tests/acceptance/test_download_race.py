@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import zipfile
-from pathlib import Path
 
 import pytest
 
@@ -27,7 +26,7 @@ async def completed(app: App) -> tuple[str, str, str, bytes]:
         await until_status(http, project_id, job_id, "completed")
     await app.settled(job_id)
     job = await app.stored_job(job_id)
-    return token, project_id, job_id, Path(job.file_path).read_bytes()
+    return token, project_id, job_id, app.runtime.storage.path(job.file_path).read_bytes()
 
 
 async def force_status(app: App, job_id: str, status: str) -> None:

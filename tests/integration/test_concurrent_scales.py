@@ -59,7 +59,7 @@ async def test_concurrent_exports_with_different_scales_keep_their_own_ratios(tm
 
     assert [job.status for job in finished] == ["completed"] * len(SCALES)
     assert all(lockstep.items[job.id] > LOCKSTEP_ITEMS for job in jobs)  # they did run side by side
-    plain, *scaled = (metrics_of(job.file_path) for job in finished)
+    plain, *scaled = (metrics_of(world.runtime.storage.path(job.file_path)) for job in finished)
     assert plain["polygons"]
     for scale, data in zip(SCALES[1:], scaled, strict=True):
         assert data["pixelToMicrometerScale"] == scale

@@ -232,7 +232,7 @@ async def test_a_crashed_attempts_folder_and_its_truncated_zip_are_removed_when_
 
         assert final.attempt == 2
         assert export_folders(settings, job_id) == [settings.attempt_dir(job_id, 2)]
-        assert export_files(settings, job_id) == [Path(final.file_path)]
+        assert export_files(settings, job_id) == [runtime.storage.path(final.file_path)]
     finally:
         await runtime.stop()
 
@@ -242,15 +242,15 @@ async def test_the_janitor_removes_the_folders_of_attempts_that_did_not_publish(
     settings = world.runtime.settings
     job, _ = await world.services.start_export(world.user_id, world.project_id, ExportRequest())
     final = await world.settled(job.id)
-    published = Path(final.file_path).parent
+    published = world.runtime.storage.path(final.file_path).parent
     for attempt in (final.attempt + 1, final.attempt + 2):  # leftovers beside the published attempt
         folder = settings.attempt_dir(job.id, attempt)
         folder.mkdir()
-        (folder / Path(final.file_path).name).write_bytes(b"truncated")
+        (folder / world.runtime.storage.path(final.file_path).name).write_bytes(b"truncated")
 
     assert await world.runtime.reaper.remove_orphan_folders() == 2
     assert export_folders(settings, job.id) == [published]
-    assert export_files(settings, job.id) == [Path(final.file_path)]
+    assert export_files(settings, job.id) == [world.runtime.storage.path(final.file_path)]
 
 
 async def test_a_job_whose_lease_expires_on_its_last_attempt_fails_as_retryable(tmp_path):
@@ -317,8 +317,8 @@ async def test_a_stale_worker_that_wakes_after_its_job_moved_on_deletes_only_its
         final = await world.job(job.id)
 
         assert final.status == "completed" and final.attempt == 2
-        assert Path(final.file_path).parent == second and Path(final.file_path).is_file()
-        assert export_files(world.runtime.settings, job.id) == [Path(final.file_path)]
+        assert world.runtime.storage.path(final.file_path).parent == second and world.runtime.storage.path(final.file_path).is_file()
+        assert export_files(world.runtime.settings, job.id) == [world.runtime.storage.path(final.file_path)]
         events = await world.stored_events(job.id)
         assert_log_is_sound(events)
         assert [e["type"] for e in events if e["type"] != "export:progress"] == [
@@ -348,7 +348,7 @@ async def test_a_graceful_shutdown_hands_running_exports_back_and_the_next_start
         final = await eventually(completed, message="the handed-back job to complete")
         assert final.attempt == 2
         assert not restarted.settings.attempt_dir(job.id, 1).exists()
-        assert export_files(restarted.settings, job.id) == [Path(final.file_path)]
+        assert export_files(restarted.settings, job.id) == [restarted.storage.path(final.file_path)]
         assert_log_is_sound(await restarted.store.query(lambda repo: repo.events_after(job.id, 0)))
     finally:
         await restarted.stop()
@@ -376,13 +376,13 @@ async def test_retention_deletes_the_zip_and_its_folder_and_the_download_is_gone
         job, _ = await world.services.start_export(world.user_id, world.project_id, ExportRequest())
         final = await world.settled(job.id)
         assert final.status == "completed"
-        assert export_files(world.runtime.settings, job.id) == [Path(final.file_path)]
+        assert export_files(world.runtime.settings, job.id) == [world.runtime.storage.path(final.file_path)]
 
         await eventually(world.runtime.reaper.expire_files, message="the export to expire")
 
         assert export_files(world.runtime.settings, job.id) == []
         assert export_folders(world.runtime.settings, job.id) == []  # the scratch folder too, not only its files
-        assert not Path(final.file_path).parent.exists()
+        assert not world.runtime.storage.path(final.file_path).parent.exists()
         assert (await world.job(job.id)).status == "completed"  # the record stays
         with pytest.raises(ExportGone):
             await world.services.open_download(world.user_id, world.project_id, job.id)
@@ -409,7 +409,7 @@ async def test_the_janitor_removes_folders_no_job_needs_and_keeps_a_completed_ex
         for folder in leftovers:  # a crashed worker's scratch, a stale attempt, unknown jobs (old layout too)
             folder.mkdir(exist_ok=True)
             (folder / "partial.zip").write_bytes(b"partial")
-        live_folder = Path(done.file_path).parent
+        live_folder = world.runtime.storage.path(done.file_path).parent
 
         removed = await world.runtime.reaper.remove_orphan_folders()
 
@@ -418,7 +418,7 @@ async def test_the_janitor_removes_folders_no_job_needs_and_keeps_a_completed_ex
         assert not settings.attempt_dir(done.id, 7).exists()
         assert not settings.attempt_dir("no-such-job", 1).exists()
         assert not (settings.exports_dir / "no-such-job-either").exists()
-        assert live_folder.is_dir() and Path(done.file_path).is_file()
+        assert live_folder.is_dir() and world.runtime.storage.path(done.file_path).is_file()
         assert removed == 4
     finally:
         await world.runtime.stop()

@@ -22,7 +22,7 @@ async def test_an_export_through_the_process_pool_holds_every_format(tmp_path, b
         final = await world.settled(job.id, timeout=60)
 
         assert final.status == "completed", final.error
-        names = set(zipfile.ZipFile(final.file_path).namelist())
+        names = set(zipfile.ZipFile(world.runtime.storage.path(final.file_path)).namelist())
         assert {"annotations/coco/annotations.json", "annotations/yolo/data.yaml", "metrics/metrics.xlsx",
                 "metrics/metrics.csv", "metrics/metrics.json", "metadata.json"} <= names
         assert len([n for n in names if n.startswith("visualizations/") and n.endswith("_viz.png")]) == 3

@@ -65,3 +65,15 @@ async def test_a_started_runtime_moves_its_startup_heap_out_of_the_collectors_wa
     finally:
         await runtime.stop()
         gc.unfreeze()
+
+
+def test_the_storage_folder_is_inside_the_data_folder_unless_exportd_storage_dir_names_one(monkeypatch, tmp_path):
+    monkeypatch.delenv("EXPORTD_STORAGE_DIR", raising=False)
+    default = Settings(data_dir=tmp_path / "d").resolved()
+    assert default.storage_dir == (tmp_path / "d" / "storage").resolve()  # where uploads always were
+    assert default.exports_dir == default.storage_dir / "exports"
+
+    monkeypatch.setenv("EXPORTD_STORAGE_DIR", str(tmp_path / "shared"))
+    shared = Settings(data_dir=tmp_path / "d").resolved()
+    assert shared.storage_dir == (tmp_path / "shared").resolve()
+    assert shared.attempt_dir("j", 2) == (tmp_path / "shared" / "exports" / "j.2").resolve()

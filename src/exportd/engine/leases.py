@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 from datetime import timedelta
 from pathlib import Path
 
 from exportd.config import Settings
 from exportd.domain.jobs import CancelReason, JobStatus
+from exportd.storage import LocalStorage
 from exportd.store.repository import utcnow
 from exportd.store.uow import Store
 
@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 
 
 class Reaper:
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, storage: LocalStorage, settings: Settings) -> None:
         self.store = store
+        self.storage = storage
         self.settings = settings
 
     async def sweep(self) -> None:
@@ -77,17 +78,16 @@ class Reaper:
         for job in expired:
             await self.store.apply(lambda repo, job_id=job.id: repo.mark_expired(job_id))
             if job.file_path:  # the folder of the attempt that published it; the others are orphans
-                await asyncio.to_thread(shutil.rmtree, Path(job.file_path).parent, True)
+                await asyncio.to_thread(self.storage.delete_export, job.file_path)
         return len(expired)
 
     async def remove_orphan_folders(self) -> int:
         """Delete export folders no job needs (see `folder_needed`)."""
-        folders = await asyncio.to_thread(_export_folders, self.settings.exports_dir)
-        owners = await self.store.query(lambda repo: repo.folder_owners({job_of_folder(f.name) for f in folders}))
-        orphans = [folder for folder in folders
-                   if not folder_needed(folder.name, owners.get(job_of_folder(folder.name)))]
-        for folder in orphans:
-            await asyncio.to_thread(shutil.rmtree, folder, True)
+        folders = await asyncio.to_thread(self.storage.attempt_folders)
+        owners = await self.store.query(lambda repo: repo.folder_owners({job_of_folder(name) for name in folders}))
+        orphans = [name for name in folders if not folder_needed(name, owners.get(job_of_folder(name)))]
+        for name in orphans:
+            await asyncio.to_thread(self.storage.delete_attempt_folder, name)
         return len(orphans)
 
 
@@ -113,7 +113,3 @@ def folder_needed(name: str, job) -> bool:
 def job_of_folder(name: str) -> str:
     """The job id an export folder belongs to: ``<job>.<attempt>`` (or a whole-job folder of an older layout)."""
     return name.split(".", 1)[0]
-
-
-def _export_folders(root: Path) -> list[Path]:
-    return [entry for entry in root.iterdir() if entry.is_dir()] if root.is_dir() else []

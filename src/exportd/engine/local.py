@@ -125,7 +125,7 @@ class LocalEngine:
             return  # cancelled while queued, or another worker took it
         running = RunningJob(job_id=job.id, attempt=job.attempt, project_id=job.project_id)
         self.running[job.id] = running
-        scratch = self.settings.attempt_dir(job.id, job.attempt)
+        scratch = self.storage.scratch(job.id, job.attempt)
         try:
             await self._run_claimed(job, running, scratch)
         finally:
@@ -144,7 +144,7 @@ class LocalEngine:
                                  item_delay=self.settings.pipeline_item_delay_seconds, hooks=self.hooks)
 
             def export():
-                scratch.mkdir(exist_ok=True)  # exports_dir exists from the start
+                scratch.mkdir(parents=True, exist_ok=True)
                 return build_export(snapshot, options, scratch, job_id=job.id, generated_at=datetime.now(UTC),
                                     ctx=context, pool=self._processes, started_at=job.created_at)
 
@@ -155,7 +155,7 @@ class LocalEngine:
 
             def complete(repo: Repository):
                 return repo.complete(
-                    job.id, job.attempt, file_path=str(result.path),
+                    job.id, job.attempt, file_path=self.storage.publish(result.path),
                     file_name=repo.unused_export_name(job.user_id, job.id, names),
                     export_size=result.size, warnings=list(running.warnings), processing_time=elapsed)
 
