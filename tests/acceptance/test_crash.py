@@ -120,7 +120,7 @@ def test_kill_9_of_the_server_leaves_no_child_and_the_next_start_finishes_the_ex
         survivors = alive(descendants(first.process.pid)) if first.process.poll() is None else set()
         first.stop()
     assert not survivors
-    crashed = tmp_path / "data" / "exports" / f"{job}.1"
+    crashed = tmp_path / "data" / "storage" / "exports" / f"{job}.1"
     assert crashed.is_dir()  # what the crash left behind
 
     second = Served(tmp_path)
