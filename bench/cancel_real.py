@@ -99,14 +99,18 @@ async def run(args: argparse.Namespace, data: Path) -> int:
             async def finished(job_id: str) -> dict:
                 return await until(lambda: _terminal(http, base, job_id), 120, "the export to end", 0.01)
 
-            began = time.perf_counter()
-            job_id, _ = await start()
-            await finished(job_id)
-            duration = time.perf_counter() - began
-            print(f"  one whole export of {args.images} images (default options): {duration:.2f} s")
+            durations = []
+            for _ in range(3):
+                job_id, _ = await start()
+                began = time.perf_counter()
+                await finished(job_id)
+                durations.append(time.perf_counter() - began)
+            duration = min(durations)
+            print(f"  a whole export of {args.images} images (default options), from its folder's creation: "
+                  f"{', '.join(f'{d:.2f}' for d in durations)} s; cancels land within the shortest")
 
             rng = random.Random(7)
-            round_trips, stopped, late = [], [], 0
+            round_trips, stopped, after_answer, late = [], [], [], 0
             while len(stopped) < args.cancels:
                 job_id, folder = await start()
                 await asyncio.sleep(rng.uniform(0, duration * 0.9))
@@ -121,11 +125,13 @@ async def run(args: argparse.Namespace, data: Path) -> int:
                 removed = time.perf_counter()
                 round_trips.append(answered - sent)
                 stopped.append(removed - sent)
+                after_answer.append(max(0.0, removed - answered))
     finally:
         server.terminate()
         server.wait(30)
     print(spread_line("cancel HTTP round trip", round_trips))
     print(spread_line("cancel sent -> scratch folder removed", stopped))
+    print(spread_line("answer received -> folder removed", after_answer))
     p99 = percentile([s * 1000 for s in stopped], 99)
     print(f"  {late} cancels came after completion (left out)")
     print(f"  p99 {p99:.1f} ms against the target {TARGET_MS:.0f} ms: {verdict(p99, TARGET_MS)}")

@@ -10,7 +10,11 @@ children's peak is reported separately). Printed: the peak after loading the
 snapshot, the peak over the whole export (target < 300 MB), the ZIP's size and
 the time. Timings and sizes are never asserted.
 
-Run: ``.venv/bin/python bench/export_memory.py [--images 10000] [--workers 0]``
+With ``--worst-image``, one 10,000 × 10,000 1-bit PNG (12 KB as a file, exactly
+at the pixel cap) joins the project: the worst image the API accepts, whose
+overlay is drawn at 4096 × 4096.
+
+Run: ``.venv/bin/python bench/export_memory.py [--images 10000] [--workers 0] [--worst-image]``
 """
 
 from __future__ import annotations
@@ -69,10 +73,27 @@ def child(manifest: Path, out: Path, workers: int) -> None:
     }))
 
 
+def add_worst_image(manifest: Path, side: int = 10_000) -> None:
+    """One more image, the costliest to draw the API accepts (tiny as a file), with a few cells."""
+    from PIL import Image, ImageDraw
+
+    picture = Image.new("1", (side, side), 0)
+    ImageDraw.Draw(picture).ellipse((side // 10, side // 10, side * 9 // 10, side * 9 // 10), fill=1)
+    picture.save(manifest.parent / "worst.png", "PNG")
+    cells = [{"id": f"w{n}", "type": "external", "parentId": None, "className": "cell",
+              "points": [[x, 100.0], [x + 800, 100.0], [x + 400, 900.0]]}
+             for n, x in enumerate(range(100, side - 1000, 1000))]
+    line = {"id": "worst", "name": "worst.png", "width": side, "height": side, "polygons": cells}
+    with open(manifest, "a") as lines:
+        lines.write(json.dumps(line) + "\n")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--worst-image", action="store_true",
+                        help="add the worst image the API accepts: 10,000 x 10,000 1-bit, at the pixel cap")
     parser.add_argument("--child", nargs=2, metavar=("MANIFEST", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -84,6 +105,9 @@ def main() -> int:
         root = Path(folder)
         began = time.perf_counter()
         manifest = build_project(root / "project", args.images, 64, 64)
+        if args.worst_image:
+            add_worst_image(manifest)
+            print("  with one 10,000 x 10,000 1-bit PNG (the pixel cap) among them")
         print(f"  project written in {time.perf_counter() - began:.1f} s")
         out = root / "out"
         out.mkdir()

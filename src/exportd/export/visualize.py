@@ -7,7 +7,7 @@ polygons solid. With `showNumbers`, each cell's number (the `Polygon` column of
 the metrics) sits on a white disc inside the cell, `fontSize` pixels high.
 The PNG has the size of the original image, up to `MAX_OVERLAY_PIXELS`
 (4096 × 4096): a larger one is drawn scaled down, with a warning, so that
-drawing one image never needs more than a few hundred megabytes. It is RGB.
+drawing one image needs its decoded pixels and about 100 MB more at most. It is RGB.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 FOLDER = "visualizations/"
 PNG_COMPRESSION = 3  #: zlib level: most of level 6's size at a fraction of its time
 MAX_OVERLAY_PIXELS = 4096 * 4096  #: larger originals are drawn scaled down to this many pixels
+#: inks of the overlay layer, one byte a pixel: a fill, the same + LINE for its outline, the number's parts
+EXTERNAL, INTERNAL, LINE, DISC, DISC_EDGE, TEXT = 1, 2, 2, 5, 6, 7
 
 RGB = tuple[int, int, int]
 
@@ -96,14 +98,17 @@ def render(image: ImageData, style: Style) -> tuple[bytes | None, list[str]]:
                                          "to draw; no visualization"]
             full = source.size
             size = overlay_size(full)
-            base = _as_rgb(source, size)
+            reduced, peak = _reduced(source, size)
+            base = _as_rgb(source, peak) if reduced is source else None
+            source.close()  # releases the decoded pixels (leaving the `with` closes only the file)
+        if base is None:  # a reduced copy: made RGB once the decoded original is released
+            base = _as_rgb(reduced, peak)
+        del reduced
     except FileNotFoundError:
         return None, [*warnings, f"{image.name}: the original file is missing from storage; no visualization"]
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         return None, [*warnings, f"{image.name}: the original file cannot be read ({error}); no visualization"]
-    layer = _overlay(size, cells, style, (size[0] / full[0], size[1] / full[1]))
-    base.paste(layer, (0, 0), layer)  # the layer's alpha blends it in, without another full-size copy
-    del layer
+    _blend(base, _overlay(size, cells, style, (size[0] / full[0], size[1] / full[1])), style)
     buffer = io.BytesIO()
     base.save(buffer, "PNG", compress_level=PNG_COMPRESSION)
     if size != full:
@@ -122,15 +127,17 @@ def overlay_size(size: tuple[int, int]) -> tuple[int, int]:
 
 
 def _overlay(size: tuple[int, int], cells: list[Cell], style: Style, scale: tuple[float, float]) -> Image.Image:
-    """A transparent layer with the fills, then the outlines, then the numbers; polygons scaled by `scale`."""
-    layer = Image.new("RGBA", size, (0, 0, 0, 0))
+    """The fills, then the outlines, then the numbers, as one byte a pixel: which ink is on top there
+    (`INKS`), 0 for none. Polygons are scaled by `scale`."""
+    layer = Image.new("L", size, 0)
     draw = ImageDraw.Draw(layer)
+    draw.fontmode = "1"  # an ink is an index: no anti-aliased edges blending two of them
     rings = list(_rings(cells, style, scale))
-    for colour, ring in rings:
+    for ink, ring in rings:
         if len(ring) >= 3:
-            draw.polygon(ring, fill=(*colour, style.fill_alpha))
-    for colour, ring in rings:
-        draw.line([*ring, ring[0]], fill=(*colour, 255), width=style.stroke_width, joint="curve")
+            draw.polygon(ring, fill=ink)
+    for ink, ring in rings:
+        draw.line([*ring, ring[0]], fill=ink + LINE, width=style.stroke_width, joint="curve")
     if style.show_numbers:
         font = _font(style.font_size)
         for cell in cells:
@@ -138,13 +145,26 @@ def _overlay(size: tuple[int, int], cells: list[Cell], style: Style, scale: tupl
     return layer
 
 
+def _blend(base: Image.Image, layer: Image.Image, style: Style) -> None:
+    """Paint each ink of `layer` onto `base` in place, in its colour and opacity."""
+    colours = {
+        EXTERNAL: (style.external, style.fill_alpha), INTERNAL: (style.internal, style.fill_alpha),
+        EXTERNAL + LINE: (style.external, 255), INTERNAL + LINE: (style.internal, 255),
+        DISC: ((255, 255, 255), 220), DISC_EDGE: ((0, 0, 0), 200), TEXT: ((0, 0, 0), 255),
+    }
+    used = layer.histogram()
+    for ink, (colour, alpha) in colours.items():
+        if alpha and used[ink]:
+            base.paste(colour, (0, 0), layer.point([alpha if value == ink else 0 for value in range(256)]))
+
+
 def _rings(cells: list[Cell], style: Style, scale: tuple[float, float]):
-    """(colour, points) of every outline: each cell, then its holes, in cell order."""
+    """(ink, points) of every outline: each cell, then its holes, in cell order."""
     factor = np.asarray(scale)
     for cell in cells:
-        yield style.external, [tuple(p) for p in (cell.polygon.points * factor).tolist()]
+        yield EXTERNAL, [tuple(p) for p in (cell.polygon.points * factor).tolist()]
         for hole in cell.holes:
-            yield style.internal, [tuple(p) for p in (hole.points * factor).tolist()]
+            yield INTERNAL, [tuple(p) for p in (hole.points * factor).tolist()]
 
 
 def _number(draw: ImageDraw.ImageDraw, cell: Cell, font: ImageFont.ImageFont, size: int,
@@ -157,9 +177,9 @@ def _number(draw: ImageDraw.ImageDraw, cell: Cell, font: ImageFont.ImageFont, si
     text = str(cell.number)
     left, top, right, bottom = draw.textbbox((x, y), text, font=font, anchor="mm")
     radius = max(right - left, bottom - top, size) / 2 + max(2, size // 5)
-    draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=(255, 255, 255, 220),
-                 outline=(0, 0, 0, 200), width=max(1, size // 12))
-    draw.text((x, y), text, fill=(0, 0, 0, 255), font=font, anchor="mm")
+    draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=DISC, outline=DISC_EDGE,
+                 width=max(1, size // 12))
+    draw.text((x, y), text, fill=TEXT, font=font, anchor="mm")
 
 
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
@@ -169,19 +189,23 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
-def _as_rgb(source: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """8-bit RGB at `size`, reduced first in the source's own mode (a 1-bit image is 1 byte a pixel,
-    RGB 4); 16-bit, 32-bit and float images are scaled to their own maximum."""
+def _reduced(source: Image.Image, size: tuple[int, int]) -> tuple[Image.Image, float | None]:
+    """The image at `size` in its own mode (1-bit and palette images by nearest neighbour; the source
+    itself when it has that size), and for 16-bit, 32-bit and float images the original's maximum."""
+    peak = None
     if source.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        low, high = source.getextrema()
-        reduced = source if source.size == size else source.resize(size, Image.Resampling.BOX)
-        pixels = np.asarray(reduced, dtype=np.float32)
+        _, high = source.getextrema()
         peak = float(high) if high and high > 0 else 1.0
-        return Image.fromarray((np.clip(pixels / peak, 0, 1) * 255).astype(np.uint8)).convert("RGB")
     source.load()
-    if source.size != size:
-        source = source.resize(size, Image.Resampling.BOX)  # 1-bit and palette images: nearest neighbour
-    return source.convert("RGB")
+    return (source if source.size == size else source.resize(size, Image.Resampling.BOX)), peak
+
+
+def _as_rgb(image: Image.Image, peak: float | None) -> Image.Image:
+    """8-bit RGB; 16-bit, 32-bit and float images are scaled to `peak` first."""
+    if peak is not None:
+        pixels = np.asarray(image, dtype=np.float32)
+        return Image.fromarray((np.clip(pixels / peak, 0, 1) * 255).astype(np.uint8)).convert("RGB")
+    return image.convert("RGB")
 
 
 def _rgb(hex_colour: str) -> RGB:
