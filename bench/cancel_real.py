@@ -4,7 +4,7 @@ removed its scratch folder.
 A real ``exportd serve`` in a subprocess, with production settings (a process
 pool of the CPU count, overlays, the Excel workbook: the default options), on a
 project of synthetic 512 × 384 images with cells. One export at a time is
-started over HTTP; once its scratch folder (``exports/<job>.<attempt>/``)
+started over HTTP; once its scratch folder (``storage/exports/<job>.<attempt>/``)
 exists, the benchmark waits a random moment within the export's measured
 duration, sends ``POST …/cancel`` and polls the file system until the folder
 is gone. Measured per cancel: the HTTP round trip, and the time from sending
@@ -68,7 +68,7 @@ async def run(args: argparse.Namespace, data: Path) -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTD_")}
     server = subprocess.Popen([str(exportd), "serve", "--data-dir", str(data), "--port", str(port)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    exports = data / "exports"
+    exports = data / "storage" / "exports"  # the default EXPORTD_STORAGE_DIR is <data>/storage
     try:
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
             async def healthy():
