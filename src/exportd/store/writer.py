@@ -64,7 +64,7 @@ class GroupWriter:
     # -- the writer thread ------------------------------------------------------
 
     def _serve(self) -> None:
-        connection = self.engine.connect()
+        connection: Connection | None = None
         try:
             stopping = False
             while not stopping:
@@ -80,11 +80,19 @@ class GroupWriter:
                         stopping = True
                         break
                     group.append(pending)
-                self._commit(connection, group)
-                self.group_sizes[len(group)] += 1
+                try:
+                    if connection is None:
+                        connection = self.engine.connect()
+                except Exception as error:  # the database cannot be opened: each caller hears it, none waits
+                    for pending in group:
+                        pending.error = error
+                else:
+                    self._commit(connection, group)
+                    self.group_sizes[len(group)] += 1
                 _settle_from_thread(group)
         finally:
-            connection.close()
+            if connection is not None:
+                connection.close()
 
     def _commit(self, connection: Connection, group: list[_Pending]) -> None:
         if len(group) > 1:
