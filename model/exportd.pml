@@ -15,7 +15,8 @@
  *
  * Mutations (spin -D...): NO_GUARD drops `progress <= new`; NO_FENCE drops the
  * attempt fence of the worker's statements; NO_RESET keeps progress across
- * attempts; SHARED_FOLDER puts every attempt in one folder. Each must make spin
+ * attempts; SHARED_FOLDER puts every attempt in one folder; EMIT_BEFORE_COMMIT
+ * announces a completion before its transaction commits. Each must make spin
  * find a counterexample: see README.md.
  */
 
@@ -68,6 +69,7 @@ bool cancel_committed = false;
 bool zip[MAX_ATTEMPTS + 1];
 
 /* what clients saw */
+bool completion_seen = false;  /* a client was told the export completed */
 byte emitted = 1;
 bool terminal_emitted = false;
 bool cancel_emitted = false;
@@ -138,7 +140,11 @@ end:
             fi
             }
             zip[FOLDER(me)] = false
-        :: true -> atomic {  /* completion, fenced */
+        :: true ->
+#ifdef EMIT_BEFORE_COMMIT
+            completion_seen = true;  /* announced first, committed (or not) after */
+#endif
+            atomic {  /* completion, fenced */
             if
             :: HELD_BY(me) ->
                 assert(attempt == me);
@@ -240,6 +246,8 @@ end:
             emitted++;
             assert(!terminal_emitted);  /* nothing is emitted after a terminal event */
             assert(!(cancel_emitted && completed_at[emitted]));
+            assert(!(completion_seen && cancelled_at[emitted]));  /* no cancel after a completion was shown */
+            completion_seen = completion_seen || completed_at[emitted];
             terminal_emitted = terminal_at[emitted];
             cancel_emitted = cancel_emitted || cancelled_at[emitted]
         }

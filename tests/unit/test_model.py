@@ -45,6 +45,7 @@ def test_the_job_protocol_model_verifies_every_property_in_every_interleaving(tm
     ("NO_FENCE", "assertion violated (attempt==me)"),  # a stale attempt changes the job
     ("NO_RESET", "assertion violated  !(((status==1)&&(attempt==me)))"),  # a retry's first report is refused
     ("SHARED_FOLDER", "assertion violated  !(((status==2)&&(published==f)))"),  # the published ZIP is deleted
+    ("EMIT_BEFORE_COMMIT", "assertion violated  !((completion_seen&&cancelled_at[emitted]))"),  # shown, then cancelled
 ])
 def test_the_model_finds_a_counterexample_when_a_protection_is_removed(tmp_path, mutation, violated):
     report = verify(tmp_path, mutation)
