@@ -7,7 +7,8 @@ import pytest
 from skimage.measure import label
 
 from exportd.export.coco import rasterize
-from exportd.imports.labels import label_polygons, match_labels
+from exportd.imports.labels import label_polygons
+from exportd.imports.matching import match_labels
 from exportd.imports.trace import regions
 
 

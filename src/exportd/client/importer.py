@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from exportd.client.errors import BadRequest, PayloadTooLarge
-from exportd.imports.labels import match_labels
+from exportd.imports.matching import match_labels
 
 if TYPE_CHECKING:
     from exportd.client.sdk import ExportdClient

@@ -26,7 +26,8 @@ from exportd.domain.limits import MAX_POINTS_PER_POLYGON as MAX_POINTS
 from exportd.domain.limits import MAX_POLYGONS_PER_IMAGE as MAX_POLYGONS
 from exportd.domain.requests import IMAGE_POLYGONS, PolygonIn
 from exportd.imports import coco as coco_files
-from exportd.imports.labels import UnreadableLabels, label_polygons, match_labels, read_labels
+from exportd.imports.labels import UnreadableLabels, label_polygons, read_labels
+from exportd.imports.matching import match_labels
 from exportd.segmentation import polygon_rows
 
 IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "TIFF": "image/tiff", "BMP": "image/bmp"}

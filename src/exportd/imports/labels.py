@@ -5,14 +5,12 @@ value one cell (Cellpose, StarDist and ilastik write them). 8-, 16- and 32-bit
 PNG and TIFF files are read (TIFF with tifffile, PNG with Pillow); colour
 images, floating-point data and negative labels are refused with the reason.
 A label image belongs to the image whose file stem it shares, or that stem
-followed by one of `SUFFIXES` (Cellpose's `<stem>_cp_masks.png`, …).
+followed by one of `matching.SUFFIXES` (Cellpose's `<stem>_cp_masks.png`, …).
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
-from pathlib import Path
 
 import numpy as np
 import tifffile
@@ -20,7 +18,6 @@ from PIL import Image, UnidentifiedImageError
 
 from exportd.imports.trace import COARSE_TOLERANCE, MAX_TOLERANCE, TOLERANCE, regions, simplified
 
-SUFFIXES = ("_cp_masks", "_masks", "_mask", "_labels", "_label", "_seg")
 MAX_LABEL_PIXELS = 100_000_000
 
 
@@ -117,22 +114,6 @@ def _fit(polygons: list[dict], budget: int) -> float:
                 polygon["points"] = ring
             return tolerance
         tolerance *= 2
-
-
-def match_labels(image_names: Iterable[str], label_names: Iterable[str]) -> dict[str, str]:
-    """Label file name -> image name, by stem (the image's stem, or it followed by one of `SUFFIXES`)."""
-    by_stem: dict[str, str] = {}
-    for name in image_names:
-        by_stem.setdefault(Path(name).stem, name)
-    matched: dict[str, str] = {}
-    for label_name in label_names:
-        stem = Path(label_name).stem
-        candidates = [stem] + [stem[: -len(suffix)] for suffix in SUFFIXES if stem.endswith(suffix)]
-        for candidate in candidates:
-            if candidate in by_stem:
-                matched[label_name] = by_stem[candidate]
-                break
-    return matched
 
 
 def _labels(labels: list[int]) -> str:
