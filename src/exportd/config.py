@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     max_json_body_bytes: int = Field(1_048_576, ge=1024)
     max_upload_bytes: int = Field(64 * 1_048_576, ge=1024)
 
+    broker_url: str | None = None  #: a Redis URL: the scaled-out shape (`exportd worker` runs the exports)
+    celery_queue: str = "exportd"  #: the broker queue the export tasks go to
+    pending_resend_seconds: float = Field(30, gt=0)  #: a job pending this long is handed to the broker again
+    listener_check_seconds: float = Field(2, gt=0)  #: how often the LISTEN connection proves it is alive
+
     password_hash_fast: bool = False  #: cheaper argon2 parameters (tests only)
     pipeline_item_delay_seconds: float = Field(0, ge=0)  #: benchmark-only: every item takes this long
     gc_freeze_on_start: bool = True  #: move the startup heap out of the garbage collector's scans
@@ -78,6 +83,11 @@ class Settings(BaseSettings):
     def socket_origins(self) -> list[str]:
         """Origins a browser may open a socket from besides the one it reached the server at (URLs allowed)."""
         return [*([self.public_url] if self.public_url else []), *self.allowed_origins, *self.cors_origins]
+
+    @property
+    def scaled_out(self) -> bool:
+        """A broker is set: API nodes hand exports to Celery workers and hear other processes' commits."""
+        return bool(self.broker_url)
 
     @property
     def is_sqlite(self) -> bool:

@@ -425,7 +425,7 @@ async def test_the_janitor_removes_folders_no_job_needs_and_keeps_a_completed_ex
 
 
 async def test_a_stopped_exports_snapshot_is_freed_at_once_not_by_a_later_full_collection(tmp_path, monkeypatch):
-    from exportd.engine import local
+    from exportd.engine import runner
 
     points = {}
 
@@ -434,7 +434,7 @@ async def test_a_stopped_exports_snapshot_is_freed_at_once_not_by_a_later_full_c
         points[job.id] = weakref.ref(snapshot.images[0].polygons[0].points)  # arrays can be weakly referenced
         return snapshot
 
-    monkeypatch.setattr(local, "load_snapshot", remembering)
+    monkeypatch.setattr(runner, "load_snapshot", remembering)
     items = ItemGate(after=1)
     world = await make_world(tmp_path, images=2, hooks=EngineHooks(on_item=items))
     gc.collect()

@@ -158,6 +158,12 @@ def events_json_schema() -> dict[str, Any]:
     }
 
 
+def rooms_for(payload: dict[str, Any]) -> tuple[str, ...]:
+    """The users told of an event: the job's owner, and who cancelled it if someone else."""
+    owner, canceller = payload["userId"], payload.get("cancelledBy")
+    return (owner,) if canceller in (None, owner) else (owner, canceller)
+
+
 class EventRecord(BaseModel):
     """One committed event: what the store wrote and what sockets emit."""
 

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from exportd.domain.events import EventRecord
+from exportd.domain.events import EventRecord, rooms_for
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +27,16 @@ Fetch = Callable[[str, int], Awaitable[list[dict[str, Any]]]]
 _REMEMBERED_JOBS = 100_000
 
 
-def rooms_for(payload: dict[str, Any]) -> tuple[str, ...]:
-    """The users told of an event: the job's owner, and who cancelled it if someone else."""
-    owner, canceller = payload["userId"], payload.get("cancelledBy")
-    return (owner,) if canceller in (None, owner) else (owner, canceller)
+__all__ = ["EventRelay", "rooms_for"]
 
 
 class EventRelay:
-    def __init__(self, sink: Sink, fetch: Fetch) -> None:
+    def __init__(self, sink: Sink, fetch: Fetch, *, fill_from_start: bool = False) -> None:
         self._sink = sink
         self._fetch = fetch
+        #: a job first heard of at seq k: emit 1..k-1 from the store first (other processes commit
+        #: events too), or start at k (one process hears every event it commits)
+        self._fill_from_start = fill_from_start
         self._lock: asyncio.Lock | None = None  #: one emitter at a time, so per-job order holds
         self._last: OrderedDict[str, int] = OrderedDict()  #: last emitted seq per job
 
@@ -49,6 +49,14 @@ class EventRelay:
                 except Exception:  # a socket problem never fails the transition that was committed
                     log.exception("could not emit %s seq %s of %s", record.type, record.seq, record.job_id)
 
+    async def catch_up(self, job_id: str, stored: Sequence[dict[str, Any]]) -> None:
+        """Emit what this relay has not yet emitted of a job's stored log (after a deaf spell)."""
+        await self.publish([EventRecord(job_id=job_id, seq=payload["seq"], type=payload["type"], payload=payload,
+                                        rooms=rooms_for(payload)) for payload in stored])
+
+    def last_emitted(self, job_id: str) -> int:
+        return self._last.get(job_id, 0)
+
     async def drain(self) -> None:
         """Wait until every event published so far has been emitted."""
         async with self._emitting():
@@ -60,7 +68,7 @@ class EventRelay:
         return self._lock
 
     async def deliver(self, record: EventRecord) -> None:
-        last = self._last.get(record.job_id, record.seq - 1)
+        last = self._last.get(record.job_id, 0 if self._fill_from_start else record.seq - 1)
         if record.seq <= last:
             return
         if record.seq > last + 1:
