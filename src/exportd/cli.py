@@ -1,6 +1,6 @@
 """The ``exportd`` command: run the service, apply migrations, and use a running service as a client.
 
-Server side, here: ``serve``, ``migrate``. Client side, in ``exportd.client.commands``:
+Server side, here: ``serve``, ``worker``, ``migrate``. Client side, in ``exportd.client.commands``:
 ``login``, ``logout``, ``projects`` (``projects create``), ``import``, ``export``,
 ``exports``, ``status``, ``cancel``, ``download``, ``discard``.
 """
@@ -38,7 +38,10 @@ def serve(
     demo: Annotated[bool, typer.Option(help="Create the demo user and project first.")] = False,
     workers: Annotated[int | None, typer.Option(help="Exports run at once (default: CPU count).")] = None,
 ) -> None:
-    """Run the API, the Socket.IO server and the in-process workers."""
+    """Run the API, the Socket.IO server and the in-process workers.
+
+    With EXPORTD_BROKER_URL set, this node runs no exports: it hands them to `exportd worker` processes.
+    """
     import uvicorn
 
     from exportd.api.app import create_app
@@ -76,6 +79,29 @@ def _listen(host: str, port: int) -> socket.socket:
         listening.close()
         raise
     return listening
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option(help="Exports run at once: prefork processes (default: CPU count).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data folder (default: EXPORTD_DATA_DIR or ./exportd-data).")] = None,
+    loglevel: Annotated[str, typer.Option(help="Celery's log level.")] = "INFO",
+) -> None:
+    """Run a Celery worker that runs exports (scaled out: needs EXPORTD_BROKER_URL and PostgreSQL)."""
+    settings = _settings(data_dir).resolved()
+    if not settings.broker_url:
+        console.print("[red]exportd worker needs EXPORTD_BROKER_URL[/red] (a Redis URL, e.g. redis://127.0.0.1:6379/0)")
+        raise typer.Exit(2)
+    if settings.is_sqlite:
+        console.print("[red]exportd worker needs a shared database[/red]: set EXPORTD_DATABASE_URL "
+                      "(postgresql+asyncpg://…)")
+        raise typer.Exit(2)
+    if settings.test_holds:
+        console.print("[bold red]EXPORTD_TEST_HOLDS is set[/bold red]: jobs may be held through Redis. "
+                      "For tests only, never in production.")
+    from exportd.engine.worker import run_worker
+
+    run_worker(settings, concurrency or settings.worker_concurrency, loglevel=loglevel)
 
 
 @app.command()

@@ -8,6 +8,8 @@ never builds this.
 
 Item holds wait in the pipeline's thread; completion holds wait on the event
 loop. Both are released by ``release`` or, for good, by ``release_all``.
+Scaled out, the jobs run in worker processes: `RedisHolds` keeps the same holds
+in Redis, so an API node arms and releases them and the workers honour them.
 """
 
 from __future__ import annotations
@@ -87,3 +89,66 @@ class Holds:
             slot.arrived.set()
             while not slot.released.is_set():
                 await asyncio.to_thread(slot.released.wait, 0.5)
+
+
+class RedisHolds:
+    """The same holds, kept in Redis, for jobs that run in another process (``exportd worker``).
+
+    The API node's ``/api/testing/holds`` routes arm and release them; the
+    workers' hooks read them. Keys live under ``exportd:holds:`` on the broker's
+    Redis database.
+    """
+
+    PREFIX = "exportd:holds:"
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self._redis = redis.Redis.from_url(url, decode_responses=True)
+
+    def engine_hooks(self) -> EngineHooks:
+        return EngineHooks(before_complete=self._before_complete, on_item=self._on_item)
+
+    def arm(self, point: Point, after_items: int = 1) -> None:
+        self._redis.set(self._key("armed", point), after_items if point == "item" else 1)
+
+    def state(self, job_id: str, point: Point) -> str:
+        return self._redis.get(self._key("held", job_id, point)) or "waiting"
+
+    def release(self, job_id: str, point: Point) -> None:
+        pipe = self._redis.pipeline()
+        pipe.set(self._key("held", job_id, point), "released")
+        pipe.rpush(self._key("release", job_id, point), 1)
+        pipe.execute()
+
+    def release_all(self) -> None:
+        self._redis.delete(self._key("armed", "item"), self._key("armed", "before_complete"))
+        for key in self._redis.scan_iter(self._key("held", "*")):
+            if self._redis.get(key) == "held":
+                _, _, job_id, point = key.rsplit(":", 3)
+                self.release(job_id, point)  # type: ignore[arg-type]
+
+    def _key(self, *parts: str) -> str:
+        return self.PREFIX + ":".join(parts)
+
+    def _should_hold(self, job_id: str, point: Point) -> bool:
+        armed = self._redis.get(self._key("armed", point))
+        if armed is None:
+            return False
+        if point == "item":
+            return self._redis.incr(self._key("items", job_id)) == int(armed)
+        return True
+
+    def _hold(self, job_id: str, point: Point) -> None:
+        held = self._key("held", job_id, point)
+        self._redis.set(held, "held")
+        while self._redis.get(held) == "held":
+            self._redis.blpop([self._key("release", job_id, point)], timeout=1)
+
+    def _on_item(self, job_id: str, attempt: int) -> None:
+        if self._should_hold(job_id, "item"):
+            self._hold(job_id, "item")
+
+    async def _before_complete(self, job_id: str, attempt: int) -> None:
+        if await asyncio.to_thread(self._should_hold, job_id, "before_complete"):
+            await asyncio.to_thread(self._hold, job_id, "before_complete")

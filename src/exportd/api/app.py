@@ -14,18 +14,18 @@ from exportd.api.routes import auth, exports, projects, system, testing
 from exportd.api.web import mount_ui
 from exportd.config import Settings
 from exportd.engine.hooks import EngineHooks
-from exportd.holds import Holds
+from exportd.holds import Holds, RedisHolds
 from exportd.runtime import Runtime
 
 
-def create_fastapi(runtime: Runtime, holds: Holds | None = None) -> FastAPI:
+def create_fastapi(runtime: Runtime, holds: Holds | RedisHolds | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await runtime.start()
         try:
             yield
         finally:
-            if holds is not None:
+            if isinstance(holds, Holds):
                 holds.release_all()  # no pipeline thread may outlive the server waiting on a hold
             await runtime.stop()
 
@@ -51,8 +51,10 @@ def create_app(settings: Settings, *, hooks: EngineHooks | None = None, client_m
     With ``settings.test_holds`` (and no `hooks` given), jobs can be held from
     another process through ``/api/testing/holds`` (see ``exportd.holds``).
     """
-    holds = Holds() if settings.test_holds and hooks is None else None
-    if holds is not None:
+    holds: Holds | RedisHolds | None = None
+    if settings.test_holds and hooks is None:
+        # scaled out, the jobs run in worker processes, which read the holds from Redis
+        holds = RedisHolds(settings.broker_url) if settings.broker_url else Holds()
         hooks = holds.engine_hooks()
     runtime = Runtime(settings, hooks=hooks, client_manager=client_manager)
     fastapi_app = create_fastapi(runtime, holds)

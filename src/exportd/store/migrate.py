@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.ext.asyncio import create_async_engine
 
+MIGRATION_LOCK = 0x6578706F7274 + 1  #: the advisory lock migrations hold on PostgreSQL
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -25,6 +26,8 @@ async def upgrade(database_url: str, revision: str = "head") -> None:
     try:
         async with engine.begin() as conn:
             def _upgrade(sync_conn) -> None:
+                if sync_conn.dialect.name == "postgresql":  # several nodes may start at once: one migrates
+                    sync_conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
                 config.attributes["connection"] = sync_conn
                 command.upgrade(config, revision)
 

@@ -1,7 +1,8 @@
 """Hearing the commits of other processes: PostgreSQL LISTEN on the channel every stored event NOTIFYs.
 
 A trigger on ``export_events`` (migration 0004) calls ``pg_notify`` inside the
-transaction that writes the event, so the notification leaves only when that
+transaction that writes the event (every event on ``exportd_events``; the
+cancelled, failed and queued ones also on ``exportd_stops``, which workers hear), so the notification leaves only when that
 transaction commits, in commit order, and the committing transaction never
 waits for any listener. A job's ``seq`` is bumped under its row lock, so one
 job's notifications arrive in ``seq`` order. An event too large for NOTIFY
@@ -32,7 +33,8 @@ from exportd.domain.jobs import EventType
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "exportd_events"
+EVENTS_CHANNEL = "exportd_events"  #: every event (API nodes relay them to their sockets)
+STOPS_CHANNEL = "exportd_stops"  #: the events that take a job from its attempt (workers stop it)
 #: how far before the last moment the listener was known alive a catch-up looks (a transaction's
 #: clock is its start, and it may commit a little later)
 RESYNC_MARGIN = timedelta(seconds=60)
@@ -48,9 +50,10 @@ def asyncpg_dsn(database_url: str) -> str:
 
 
 class CommitListener:
-    def __init__(self, database_url: str, *, on_records: OnRecords, on_resync: OnResync, fetch_event: FetchEvent,
-                 check_seconds: float = 2.0) -> None:
+    def __init__(self, database_url: str, *, channel: str, on_records: OnRecords, on_resync: OnResync,
+                 fetch_event: FetchEvent | None = None, check_seconds: float = 2.0) -> None:
         self.dsn = asyncpg_dsn(database_url)
+        self.channel = channel
         self._on_records = on_records
         self._on_resync = on_resync
         self._fetch_event = fetch_event
@@ -91,7 +94,7 @@ class CommitListener:
             lost = asyncio.Event()
             try:
                 connection.add_termination_listener(lambda _connection: lost.set())
-                await connection.add_listener(CHANNEL, self._heard)
+                await connection.add_listener(self.channel, self._heard)
                 self._last_alive = self._last_alive or await connection.fetchval("SELECT now()")
                 self.connected.set()
                 backoff = 0.1
@@ -138,6 +141,9 @@ class CommitListener:
                 log.exception("listener: could not hand on %d events", len(batch))
 
     async def _record(self, note: dict) -> EventRecord | None:
+        if self._fetch_event is None:  # the listener needs no payloads (a worker's stop signals)
+            return EventRecord(job_id=note["jobId"], seq=note["seq"], type=EventType(note["type"]), payload=note,
+                               rooms=())
         payload = note.get("payload")
         if payload is None:  # too large for NOTIFY: it is in the store
             payload = await self._fetch_event(note["jobId"], note["seq"])

@@ -279,6 +279,21 @@ class Repository:
         )
         return [row.id for row in self.conn.execute(query)]
 
+    def stale_pending_ids(self, older_than_seconds: float) -> list[str]:
+        """Jobs pending, unchanged for `older_than_seconds`: their broker message may have been lost."""
+        query = (
+            select(export_jobs.c.id)
+            .where(export_jobs.c.status == JobStatus.PENDING,
+                   export_jobs.c.updated_at < utcnow() - timedelta(seconds=older_than_seconds))
+            .order_by(export_jobs.c.created_at, export_jobs.c.id)
+        )
+        return [row.id for row in self.conn.execute(query)]
+
+    def job_ids_updated_since(self, since: datetime) -> list[str]:
+        """Jobs with a transition at or after `since` (a listener catching up after a deaf spell)."""
+        query = select(export_jobs.c.id).where(export_jobs.c.updated_at >= since).order_by(export_jobs.c.updated_at)
+        return [row.id for row in self.conn.execute(query)]
+
     def expired_leases(self, now: datetime) -> Sequence[Row]:
         query = select(export_jobs).where(
             export_jobs.c.status == JobStatus.PROCESSING, export_jobs.c.lease_expires_at < now

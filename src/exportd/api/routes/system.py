@@ -37,11 +37,15 @@ async def readyz(request: Request) -> JSONResponse:
         except Exception:  # readiness reports, it does not raise; the details go to the log
             log.exception("readiness check %s failed", name)
             checks[name] = "failed"
+    cluster: dict[str, bool] = {}
+    if runtime.listener is not None:  # scaled out: this node relays other processes' events only while it listens
+        cluster = {"listening": runtime.listener.connected.is_set(), "leader": runtime.duties.leader}
+        checks["listener"] = "ok" if cluster["listening"] else "not listening to the store"
     if all(state == "ok" for state in checks.values()):
-        return JSONResponse({"status": "ready", "engine": runtime.engine_name, "checks": checks})
+        return JSONResponse({"status": "ready", "engine": runtime.engine_name, "checks": checks, **cluster})
     error = ServiceUnavailable("exportd cannot take writes now: " +
                                "; ".join(f"{name}: {state}" for name, state in checks.items() if state != "ok"))
-    return JSONResponse({**error_view(error), "status": "unavailable", "checks": checks}, status_code=503,
+    return JSONResponse({**error_view(error), "status": "unavailable", "checks": checks, **cluster}, status_code=503,
                         headers={"Retry-After": str(error.retry_after)})
 
 

@@ -5,8 +5,10 @@ Revises: 0003
 Create Date: 2026-11-30
 
 The trigger sends ``{"jobId", "seq", "type", "payload"}`` on the channel
-``exportd_events``; an event too large for NOTIFY's 8000 bytes goes without its
-payload, and a listener reads it from the store. SQLite has no NOTIFY: the
+``exportd_events`` (API nodes relay it to their sockets); an event too large for
+NOTIFY's 8000 bytes goes without its payload, and a listener reads it from the
+store. The events that take a job from its attempt (cancelled, failed, queued)
+also go, without payload, on ``exportd_stops``, which the workers hear. SQLite has no NOTIFY: the
 embedded shape is one process and hears its own commits.
 """
 
@@ -28,6 +30,10 @@ BEGIN
         message := json_build_object('jobId', NEW.job_id, 'seq', NEW.seq, 'type', NEW.type)::text;
     END IF;
     PERFORM pg_notify('exportd_events', message);
+    IF NEW.type IN ('export:cancelled', 'export:failed', 'export:queued') THEN
+        PERFORM pg_notify('exportd_stops',
+                          json_build_object('jobId', NEW.job_id, 'seq', NEW.seq, 'type', NEW.type)::text);
+    END IF;
     RETURN NULL;
 END
 $$ LANGUAGE plpgsql

@@ -1,0 +1,139 @@
+"""``exportd worker``: a Celery worker (prefork pool) whose tasks run exports with the shared runner.
+
+Each prefork child builds, once, after the fork: an event loop on a thread of
+its own, a store, a `JobRunner`, and a LISTEN connection that hears the
+cluster's stopping events (a cancel committed on any API node, a project
+deleted, a share revoked, a lease reaped) and sets the running job's stop
+signal at once. A task (the job id only) waits for ``runner.run_job`` on that
+loop. The store check of the runner stays the fallback when no notification
+comes. CPU-heavy steps run inline: the prefork pool is the process pool here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Sequence
+
+from celery import Celery
+from celery.signals import worker_process_init, worker_process_shutdown
+
+from exportd.config import Settings
+from exportd.domain.events import EventRecord
+from exportd.engine.celery_app import RUN_EXPORT, CeleryDispatcher, create_celery
+from exportd.engine.hooks import EngineHooks
+from exportd.engine.runner import JobRunner
+from exportd.storage import LocalStorage
+from exportd.store.notifications import STOPS_CHANNEL, CommitListener
+from exportd.store.uow import Store
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+class WorkerProcess:
+    """What one prefork child runs: the loop, the store, the runner, the listener."""
+
+    def __init__(self, settings: Settings, celery: Celery, hooks: EngineHooks | None = None) -> None:
+        self.settings = settings.model_copy(update={"export_processes": 0})
+        self.celery = celery
+        self.hooks = hooks
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="exportd-worker-loop", daemon=True)
+        self._thread.start()
+        self._call(self._start(), timeout=30)
+
+    async def _start(self) -> None:
+        settings = self.settings
+        self.store = Store(settings.database_url, public_url=settings.public_url)
+        self.runner = JobRunner(self.store, LocalStorage(settings.storage_dir), settings, self.hooks)
+        self.runner.executor = None  # the loop's default thread pool runs the pipeline
+        self.dispatcher = CeleryDispatcher(self.celery, settings)  # a job this process gives back goes to the broker
+        self.store.subscribe(self.runner.on_events)
+        self.store.subscribe(self.dispatcher.on_events)
+        self.listener = CommitListener(settings.database_url, channel=STOPS_CHANNEL, on_records=self._heard,
+                                       on_resync=self._resync, check_seconds=settings.listener_check_seconds)
+        await self.dispatcher.start()
+        await self.listener.start()
+        await asyncio.wait_for(self.listener.connected.wait(), 20)
+
+    def run(self, job_id: str) -> None:
+        """The task's body: claim and run the job, here, to its last statement."""
+        self._call(self.runner.run_job(job_id))
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._call(self._stop(), timeout=30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+    async def _stop(self) -> None:
+        await self.listener.stop()
+        await self.dispatcher.stop()
+        await self.store.close()
+
+    def _call(self, coroutine, timeout: float | None = None):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def _heard(self, records: Sequence[EventRecord]) -> None:
+        self.runner.on_events(records)
+
+    async def _resync(self, _since) -> None:
+        self.runner.wake_all()  # every supervisor asks the store whether its attempt still holds the job
+
+
+_process: WorkerProcess | None = None
+
+
+def run_export(job_id: str) -> None:
+    """The Celery task: the job id is all it carries."""
+    if _process is None:
+        raise RuntimeError("the worker process was not set up")
+    _process.run(job_id)
+
+
+def register_task(celery: Celery) -> None:
+    celery.task(name=RUN_EXPORT, ignore_result=True, acks_late=True, reject_on_worker_lost=True)(run_export)
+
+
+def worker_hooks(settings: Settings) -> EngineHooks | None:
+    """Holds a test in another process arms through Redis (only with EXPORTD_TEST_HOLDS)."""
+    if not settings.test_holds:
+        return None
+    from exportd.holds import RedisHolds
+
+    return RedisHolds(settings.broker_url or "").engine_hooks()
+
+
+def run_worker(settings: Settings, concurrency: int, loglevel: str = "INFO") -> None:
+    """Run a Celery worker in this process until it is told to stop (blocks)."""
+    celery = create_celery(settings)
+    register_task(celery)
+
+    def start_child(**_kwargs) -> None:
+        global _process
+        _die_with_parent()
+        _process = WorkerProcess(settings, celery, worker_hooks(settings))
+
+    def stop_child(**_kwargs) -> None:
+        if _process is not None:
+            _process.close()
+
+    worker_process_init.connect(start_child, weak=False)
+    worker_process_shutdown.connect(stop_child, weak=False)
+    name = f"exportd-{os.getpid()}@{socket.gethostname()}"
+    celery.worker_main(["worker", "--pool=prefork", f"--concurrency={concurrency}", f"--loglevel={loglevel}",
+                        "-Q", settings.celery_queue, "-n", name, "--without-gossip", "--without-mingle"])
+
+
+def _die_with_parent() -> None:
+    """A prefork child never outlives its worker, even one killed with SIGKILL (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
