@@ -15,6 +15,7 @@ in Redis, so an API node arms and releases them and the workers honour them.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from dataclasses import dataclass, field
 from typing import Literal
@@ -132,6 +133,14 @@ class RedisHolds:
         return self.PREFIX + ":".join(parts)
 
     def _should_hold(self, job_id: str, point: Point) -> bool:
+        import redis
+
+        try:
+            return self._armed_here(job_id, point)
+        except redis.RedisError:  # Redis away (a test restarting it): nothing is armed
+            return False
+
+    def _armed_here(self, job_id: str, point: Point) -> bool:
         armed = self._redis.get(self._key("armed", point))
         if armed is None:
             return False
@@ -141,6 +150,7 @@ class RedisHolds:
 
     def _hold(self, job_id: str, point: Point) -> None:
         held = self._key("held", job_id, point)
+        self._redis.set(self._key("holder", job_id), os.getpid())  # which process holds it (a test may kill it)
         self._redis.set(held, "held")
         while self._redis.get(held) == "held":
             self._redis.blpop([self._key("release", job_id, point)], timeout=1)

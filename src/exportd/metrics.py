@@ -18,6 +18,15 @@ class Metrics:
         self.processing_seconds = Counter("exportd_processing_seconds", "Seconds spent on completed exports",
                                           registry=self.registry)
         self.running = Gauge("exportd_running_jobs", "Exports running in this process", registry=self.registry)
+        #: scaled out only
+        self.broker_sent = Gauge("exportd_broker_sent", "Export tasks handed to the broker by this node",
+                                 registry=self.registry)
+        self.broker_failed = Gauge("exportd_broker_send_failures", "Export tasks the broker did not take "
+                                   "(the pending sweep sends them again)", registry=self.registry)
+        self.listener_reconnects = Gauge("exportd_listener_reconnects", "Times this node's LISTEN connection "
+                                         "was replaced (then it caught up from the store)", registry=self.registry)
+        self.leader = Gauge("exportd_cluster_leader", "1 while this node runs the cluster's reaper and sweep",
+                            registry=self.registry)
 
     def on_events(self, records: Sequence[EventRecord]) -> None:
         for record in records:

@@ -62,6 +62,11 @@ class Runtime:
                                            on_records=self.relay.publish, on_resync=self._catch_up,
                                            fetch_event=self._fetch_event, check_seconds=settings.listener_check_seconds)
             self.duties = ClusterDuties(self.store, settings, self.reaper, self.engine)  # type: ignore[arg-type]
+            dispatcher, listener, duties = self.engine, self.listener, self.duties
+            self.metrics.broker_sent.set_function(lambda: dispatcher.sent)  # type: ignore[attr-defined]
+            self.metrics.broker_failed.set_function(lambda: dispatcher.failed)  # type: ignore[attr-defined]
+            self.metrics.listener_reconnects.set_function(lambda: listener.reconnects)
+            self.metrics.leader.set_function(lambda: float(duties.leader))
         self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:

@@ -85,6 +85,7 @@ class JobRunner:
         try:
             await self._run_claimed(job, running, scratch)
         finally:
+            running.halt("done")  # whatever ended the runner (even a store gone away), the pipeline stops too
             if self.running.get(job.id) is running:  # a later attempt may have taken the slot
                 del self.running[job.id]
             if not self.running:
@@ -118,6 +119,9 @@ class JobRunner:
             won = await self.store.apply(complete)
             if won is None:
                 await self._remove(scratch)
+            else:  # earlier attempts of this job died or were fenced off: their folders are nobody's now
+                for earlier in range(1, job.attempt):
+                    await self._remove(self.settings.attempt_dir(job.id, earlier))
         except ExportCancelled as stopped:
             _forget_frames(stopped)
             await self._remove(scratch)

@@ -1,0 +1,104 @@
+"""The cluster tier: real `exportd serve` and `exportd worker` processes on PostgreSQL and Redis.
+
+A cluster is started with ``deploy/cluster.py``, the script docs/deploy.md tells
+an operator to run: 2 API nodes and 2 workers on loopback ports, one fresh
+PostgreSQL database, and a Redis server of the test's own (on a free port, so a
+test may restart it without touching anyone else's). Holds are armed through
+an API node's ``/api/testing/holds`` and kept in that Redis, where the workers
+read them.
+
+Without PostgreSQL, redis-server or the deploy script the tier is skipped,
+except under CI (``CI=true``), where that is a failure. Tests marked ``stress``
+(hundreds of repetitions) run only when asked for: ``pytest -m stress``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from tests.cluster.support import PG_ADMIN_DSN, Cluster, RedisServer, database
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "stress: many repetitions of a cluster race (run with -m stress)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if "stress" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="stress test: run with -m stress")
+    for item in items:
+        if "stress" in item.keywords:
+            item.add_marker(skip)
+
+
+def _missing(what: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} (required under CI)")
+    pytest.skip(what)
+
+
+@pytest.fixture(scope="session")
+def redis_binary() -> str:
+    found = shutil.which("redis-server")
+    if found is None:
+        _missing("redis-server is not installed (apt-get install redis-server)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def postgres() -> str:
+    import asyncio
+
+    import asyncpg
+
+    async def probe() -> None:
+        connection = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+        await connection.close()
+
+    try:
+        asyncio.run(probe())
+    except Exception as error:  # noqa: BLE001 - any failure to reach PostgreSQL
+        _missing(f"PostgreSQL not reachable at {PG_ADMIN_DSN}: {error}")
+    return PG_ADMIN_DSN
+
+
+def _start(tmp_path, redis_binary: str, **settings: str) -> Iterator[Cluster]:
+    redis = RedisServer.start(redis_binary, tmp_path / "redis")
+    try:
+        with database() as url:
+            cluster = Cluster.start(tmp_path / "cluster", database_url=url, redis=redis, **settings)
+            try:
+                yield cluster
+            finally:
+                cluster.stop()
+    finally:
+        redis.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory, postgres, redis_binary) -> Iterator[Cluster]:
+    """One cluster the non-destructive tests share (each test uses its own users)."""
+    yield from _start(tmp_path_factory.mktemp("shared-cluster"), redis_binary)
+
+
+@pytest.fixture
+def fresh_cluster(tmp_path, postgres, redis_binary) -> Iterator[Cluster]:
+    """A cluster of the test's own, with short leases, for tests that kill its processes."""
+    yield from _start(tmp_path, redis_binary, EXPORTD_LEASE_SECONDS="2", EXPORTD_PENDING_RESEND_SECONDS="1.5",
+                      EXPORTD_JANITOR_INTERVAL_SECONDS="1", EXPORTD_PIPELINE_ITEM_DELAY_SECONDS="0.05")
+
+
+@pytest.fixture(autouse=True)
+async def no_holds_left(request) -> AsyncIterator[None]:
+    """Whatever a test armed, nothing stays held after it."""
+    yield
+    for name in ("cluster", "fresh_cluster"):
+        if name in request.fixturenames:
+            instance: Cluster = request.getfixturevalue(name)
+            if instance.running:
+                instance.release_all_holds()
