@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -81,9 +81,16 @@ def _start(tmp_path, redis_binary: str, **settings: str) -> Iterator[Cluster]:
 
 
 @pytest.fixture(scope="session")
-def cluster(tmp_path_factory, postgres, redis_binary) -> Iterator[Cluster]:
-    """One cluster the non-destructive tests share (each test uses its own users)."""
+def shared_cluster(tmp_path_factory, postgres, redis_binary) -> Iterator[Cluster]:
     yield from _start(tmp_path_factory.mktemp("shared-cluster"), redis_binary)
+
+
+@pytest.fixture
+def cluster(shared_cluster: Cluster) -> Iterator[Cluster]:
+    """The cluster the non-destructive tests share (each test uses users of its own); nothing a test
+    armed stays held after it."""
+    yield shared_cluster
+    shared_cluster.release_all_holds()
 
 
 @pytest.fixture
@@ -91,14 +98,3 @@ def fresh_cluster(tmp_path, postgres, redis_binary) -> Iterator[Cluster]:
     """A cluster of the test's own, with short leases, for tests that kill its processes."""
     yield from _start(tmp_path, redis_binary, EXPORTD_LEASE_SECONDS="2", EXPORTD_PENDING_RESEND_SECONDS="1.5",
                       EXPORTD_JANITOR_INTERVAL_SECONDS="1", EXPORTD_PIPELINE_ITEM_DELAY_SECONDS="0.05")
-
-
-@pytest.fixture(autouse=True)
-async def no_holds_left(request) -> AsyncIterator[None]:
-    """Whatever a test armed, nothing stays held after it."""
-    yield
-    for name in ("cluster", "fresh_cluster"):
-        if name in request.fixturenames:
-            instance: Cluster = request.getfixturevalue(name)
-            if instance.running:
-                instance.release_all_holds()

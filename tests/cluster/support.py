@@ -115,11 +115,12 @@ class Node:
     url: str = ""
 
     def alive(self) -> bool:
+        """Running (a killed process its parent has not reaped yet is a zombie: not alive)."""
         try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
+            state = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
             return False
-        return True
+        return state != "Z"
 
 
 @dataclass
