@@ -14,8 +14,9 @@ once). Each event goes the production path: commit, ``Store.publish``, the
 ``EventRelay`` (per-job ``seq`` ordering), ``sio.emit`` to the owner's room,
 the websocket, the client's handler.
 
-* commit stamp: a store listener (``store.subscribe``), called on the loop
-  right after the commit, stamps ``perf_counter()`` per (jobId, seq);
+* commit stamp: a store listener subscribed ahead of every other
+  (``store.subscribe(..., first=True)``), called on the loop right after the
+  commit and before the relay emits, stamps ``perf_counter()`` per (jobId, seq);
 * receipt stamp: the client's ``export:progress`` handler stamps
   ``perf_counter()`` per (jobId, seq). Same process, same clock.
 
@@ -119,7 +120,7 @@ class Exportd:
         job, claimed = await self.runtime.store.apply(create_and_claim)
         assert claimed is not None and claimed.attempt == 1
         self.job_id = job.id
-        self.runtime.store.subscribe(self._on_commit)
+        self.runtime.store.subscribe(self._on_commit, first=True)  # stamped before the relay emits
         await self.receiver.connect(self.url, token)
 
     def _on_commit(self, records) -> None:

@@ -87,3 +87,26 @@ def test_whatever_order_commits_are_published_in_each_job_is_emitted_once_in_seq
         start = first_seen[job_id]
         # a job first heard of at seq k (a restart, in real life) starts there; from then on: no gap, no repeat
         assert emitted == list(range(start, max(s for j, s in order if j == job_id) + 1))
+
+
+async def test_a_relay_of_a_cluster_node_that_first_hears_of_a_job_at_seq_k_emits_1_to_k_minus_1_first():
+    one, two, three = record("j", 1, EventType.QUEUED), record("j", 2, EventType.STARTED), record("j", 3)
+    sink, log = RecordingSink(), FakeLog(one, two, three)
+    relay = EventRelay(sink, log, fill_from_start=True)
+
+    await relay.publish([three])
+    await relay.publish([two, one])  # late notifications of what was already filled
+
+    assert [p["seq"] for p in sink.by_job["j"]] == [1, 2, 3]
+
+
+async def test_catching_up_emits_only_what_this_relay_has_not_emitted_yet():
+    events = [record("j", seq) for seq in (1, 2, 3, 4)]
+    sink = RecordingSink()
+    relay = EventRelay(sink, FakeLog(*events), fill_from_start=True)
+    await relay.publish(events[:2])
+
+    await relay.catch_up("j", [e.payload for e in events])
+
+    assert [p["seq"] for p in sink.by_job["j"]] == [1, 2, 3, 4]
+    assert relay.last_emitted("j") == 4

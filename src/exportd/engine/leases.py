@@ -8,6 +8,8 @@
   (a crashed attempt's truncated ZIP among them), and of jobs that are over.
 
 Every change is a guarded transition, so several nodes may sweep at once.
+Leases, time limits and retention are judged by the store's clock
+(`Repository.now`: PostgreSQL's own `now()`), never by one node's.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from pathlib import Path
 from exportd.config import Settings
 from exportd.domain.jobs import CancelReason, JobStatus
 from exportd.storage import LocalStorage
-from exportd.store.repository import utcnow
 from exportd.store.uow import Store
 
 log = logging.getLogger(__name__)
@@ -49,22 +50,22 @@ class Reaper:
             await asyncio.sleep(interval)
 
     async def reap_expired_leases(self) -> int:
-        now = utcnow()
-        expired = await self.store.query(lambda repo: repo.expired_leases(now))
+        expired = await self.store.query(lambda repo: repo.expired_leases(repo.now()))
         changed = 0
         for job in expired:
             def reap(repo, job=job):
                 if job.attempt < self.settings.max_attempts:
-                    return repo.requeue(job.id, job.attempt, lease_expired_before=now)
-                return repo.fail(job.id, job.attempt, lease_expired_before=now, retryable=True, code="WORKER_LOST",
+                    return repo.requeue(job.id, job.attempt, lease_expired_before=repo.now())
+                return repo.fail(job.id, job.attempt, lease_expired_before=repo.now(), retryable=True,
+                                 code="WORKER_LOST",
                                  error=f"The export stopped responding {job.attempt} times")
 
             changed += await self.store.apply(reap) is not None  # the same sweep then removes its folder
         return changed
 
     async def cancel_overdue(self) -> int:
-        started_before = utcnow() - timedelta(seconds=self.settings.job_timeout_seconds)
-        overdue = await self.store.query(lambda repo: repo.overdue_jobs(started_before))
+        limit = timedelta(seconds=self.settings.job_timeout_seconds)
+        overdue = await self.store.query(lambda repo: repo.overdue_jobs(repo.now() - limit))
         changed = 0
         for job in overdue:
             cancelled = await self.store.apply(lambda repo, job=job: repo.cancel(
@@ -73,8 +74,8 @@ class Reaper:
         return changed
 
     async def expire_files(self) -> int:
-        completed_before = utcnow() - timedelta(seconds=self.settings.retention_seconds)
-        expired = await self.store.query(lambda repo: repo.expired_files(completed_before))
+        retention = timedelta(seconds=self.settings.retention_seconds)
+        expired = await self.store.query(lambda repo: repo.expired_files(repo.now() - retention))
         for job in expired:
             await self.store.apply(lambda repo, job_id=job.id: repo.mark_expired(job_id))
             if job.file_path:  # the folder of the attempt that published it; the others are orphans

@@ -119,9 +119,6 @@ class JobRunner:
             won = await self.store.apply(complete)
             if won is None:
                 await self._remove(scratch)
-            else:  # earlier attempts of this job died or were fenced off: their folders are nobody's now
-                for earlier in range(1, job.attempt):
-                    await self._remove(self.settings.attempt_dir(job.id, earlier))
         except ExportCancelled as stopped:
             _forget_frames(stopped)
             await self._remove(scratch)

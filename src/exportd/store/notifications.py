@@ -51,9 +51,11 @@ def asyncpg_dsn(database_url: str) -> str:
 
 class CommitListener:
     def __init__(self, database_url: str, *, channel: str, on_records: OnRecords, on_resync: OnResync,
-                 fetch_event: FetchEvent | None = None, check_seconds: float = 2.0) -> None:
+                 fetch_event: FetchEvent | None = None, check_seconds: float = 2.0, connect=None) -> None:
         self.dsn = asyncpg_dsn(database_url)
         self.channel = channel
+        self._connect = connect  #: asyncpg.connect unless given (tests hold a reconnection with it)
+        self.backend_pid: int | None = None  #: the server process of the current LISTEN connection
         self._on_records = on_records
         self._on_resync = on_resync
         self._fetch_event = fetch_event
@@ -81,11 +83,12 @@ class CommitListener:
     async def _listen(self) -> None:
         import asyncpg
 
+        connect = self._connect or asyncpg.connect
         backoff = 0.1
         first = True
         while True:
             try:
-                connection = await asyncpg.connect(self.dsn, timeout=5)
+                connection = await connect(self.dsn, timeout=5)
             except (OSError, asyncpg.PostgresError, TimeoutError) as error:
                 log.warning("listener: cannot connect (%s); retrying in %.1f s", error.__class__.__name__, backoff)
                 await asyncio.sleep(backoff)
@@ -95,6 +98,7 @@ class CommitListener:
             try:
                 connection.add_termination_listener(lambda _connection: lost.set())
                 await connection.add_listener(self.channel, self._heard)
+                self.backend_pid = connection.get_server_pid()
                 self._last_alive = self._last_alive or await connection.fetchval("SELECT now()")
                 self.connected.set()
                 backoff = 0.1

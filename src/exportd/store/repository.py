@@ -74,6 +74,17 @@ class Repository:
         self.public_url = public_url
         self.events: list[ev.EventRecord] = [] if events is None else events  #: published after commit
         self._prepared = prepared_for(conn.dialect)
+        self._db_clock = conn.dialect.name == "postgresql"
+        self._now: datetime | None = None
+
+    def now(self) -> datetime:
+        """The store's clock. On PostgreSQL the database's own (`now()`, once per transaction), so leases,
+        deadlines and the reaper agree on every node; on SQLite this process's, which is the machine's."""
+        if self._db_clock:
+            if self._now is None:
+                self._now = self.conn.execute(sql.DB_NOW).scalar_one().replace(tzinfo=UTC)
+            return self._now
+        return utcnow()
 
     def ping(self) -> None:
         self.conn.exec_driver_sql("SELECT 1")
@@ -83,13 +94,13 @@ class Repository:
         but the commit needs room in the database like any real write (no table exists for this alone)."""
         probe_id = new_id()
         self.conn.execute(insert(users).values(id=probe_id, email=f"probe-{probe_id}@exportd.invalid",
-                                               password_hash="!" * 255, created_at=utcnow()))
+                                               password_hash="!" * 255, created_at=self.now()))
         self.conn.execute(delete(users).where(users.c.id == probe_id))
 
     # -- users -----------------------------------------------------------------
 
     def add_user(self, email: str, password_hash: str) -> Row:
-        row = {"id": new_id(), "email": email, "password_hash": password_hash, "created_at": utcnow()}
+        row = {"id": new_id(), "email": email, "password_hash": password_hash, "created_at": self.now()}
         self.conn.execute(insert(users).values(row))
         return self.user(row["id"])
 
@@ -107,7 +118,7 @@ class Repository:
     # -- projects and shares ---------------------------------------------------
 
     def add_project(self, owner_id: str, name: str) -> Row:
-        row = {"id": new_id(), "owner_id": owner_id, "name": name, "created_at": utcnow()}
+        row = {"id": new_id(), "owner_id": owner_id, "name": name, "created_at": self.now()}
         self.conn.execute(insert(projects).values(row))
         return self.project(row["id"])
 
@@ -133,7 +144,7 @@ class Repository:
         return self.conn.execute(query, {"user_id": user_id}).all()
 
     def delete_project(self, project_id: str) -> None:
-        self.conn.execute(update(projects).where(projects.c.id == project_id).values(deleted_at=utcnow()))
+        self.conn.execute(update(projects).where(projects.c.id == project_id).values(deleted_at=self.now()))
 
     def add_share(self, project_id: str, user_id: str) -> bool:
         exists = self.conn.execute(
@@ -144,7 +155,7 @@ class Repository:
         if exists.one_or_none():
             return False
         self.conn.execute(
-            insert(project_shares).values(project_id=project_id, user_id=user_id, created_at=utcnow())
+            insert(project_shares).values(project_id=project_id, user_id=user_id, created_at=self.now())
         )
         return True
 
@@ -175,7 +186,7 @@ class Repository:
         self.conn.execute(
             insert(images).values(
                 id=image_id, project_id=project_id, position=position, name=name, width=width, height=height,
-                content_type=content_type, size=size, storage_key=storage_key, created_at=utcnow(),
+                content_type=content_type, size=size, storage_key=storage_key, created_at=self.now(),
             )
         )
         return (self.conn.execute(select(images).where(images.c.id == image_id))).one()
@@ -284,7 +295,7 @@ class Repository:
         query = (
             select(export_jobs.c.id)
             .where(export_jobs.c.status == JobStatus.PENDING,
-                   export_jobs.c.updated_at < utcnow() - timedelta(seconds=older_than_seconds))
+                   export_jobs.c.updated_at < self.now() - timedelta(seconds=older_than_seconds))
             .order_by(export_jobs.c.created_at, export_jobs.c.id)
         )
         return [row.id for row in self.conn.execute(query)]
@@ -316,12 +327,12 @@ class Repository:
 
     def mark_expired(self, job_id: str) -> None:
         self.conn.execute(
-            update(export_jobs).where(export_jobs.c.id == job_id).values(expired_at=utcnow(), file_path=None)
+            update(export_jobs).where(export_jobs.c.id == job_id).values(expired_at=self.now(), file_path=None)
         )
 
     def mark_discarded(self, job_id: str) -> None:
         self.conn.execute(
-            update(export_jobs).where(export_jobs.c.id == job_id).values(discarded_at=utcnow(), file_path=None)
+            update(export_jobs).where(export_jobs.c.id == job_id).values(discarded_at=self.now(), file_path=None)
         )
 
     def folder_owners(self, job_ids: Iterable[str]) -> dict[str, Row]:
@@ -346,7 +357,7 @@ class Repository:
     def remember_idempotency_key(self, user_id: str, key: str, request_hash: str, job_id: str) -> None:
         self.conn.execute(
             insert(idempotency_keys).values(
-                user_id=user_id, key=key, request_hash=request_hash, job_id=job_id, created_at=utcnow()
+                user_id=user_id, key=key, request_hash=request_hash, job_id=job_id, created_at=self.now()
             )
         )
 
@@ -354,7 +365,7 @@ class Repository:
 
     def create_job(self, *, project_id: str, user_id: str, options: dict[str, Any], project_name: str) -> Row:
         """Insert a `pending` job with its `export:queued` event (seq 1)."""
-        now = utcnow()
+        now = self.now()
         job = self._insert(sql.INSERT_JOB, {
             "id": new_id(), "project_id": project_id, "user_id": user_id, "status": JobStatus.PENDING.value,
             "seq": 1, "attempt": 0, "progress": 0.0, "options": options, "project_name": project_name,
@@ -365,7 +376,7 @@ class Repository:
         return job
 
     def claim(self, job_id: str, *, lease_seconds: float) -> Row | None:
-        now = utcnow()
+        now = self.now()
         job = self._transition(CLAIM, job_id, now, started_at=now, progress=0.0,  # each attempt starts again
                                lease_expires_at=now + timedelta(seconds=lease_seconds), attempt=None)
         if job is not None:
@@ -379,7 +390,7 @@ class Repository:
                  item: str | None = None) -> Row | None:
         """Record progress and renew the lease; nothing happens when the job is no longer this attempt's,
         or progress would fall. `item` names what the stage just finished (usually an image)."""
-        now = utcnow()
+        now = self.now()
         job = self._transition(PROGRESS, job_id, now, fence=attempt, guards={"progress_not_above": None},
                                progress=progress, stage=stage, message=message,
                                lease_expires_at=now + timedelta(seconds=lease_seconds))
@@ -394,7 +405,7 @@ class Repository:
     def renew_lease(self, job_id: str, attempt: int, *, lease_seconds: float) -> bool:
         result = self._run(sql.RENEW_LEASE, {
             "job_id": job_id, "guard_attempt": attempt,
-            "new_lease_expires_at": utcnow() + timedelta(seconds=lease_seconds)})
+            "new_lease_expires_at": self.now() + timedelta(seconds=lease_seconds)})
         return result.rowcount == 1
 
     def unused_export_name(self, user_id: str, job_id: str, names: Sequence[str]) -> str:
@@ -409,7 +420,7 @@ class Repository:
 
     def complete(self, job_id: str, attempt: int, *, file_path: str, file_name: str, export_size: int,
                  warnings: list[str], processing_time: float) -> Row | None:
-        now = utcnow()
+        now = self.now()
         job = self._transition(COMPLETE, job_id, now, fence=attempt, completed_at=now, file_path=file_path,
                                file_name=file_name, export_size=export_size, warnings=warnings, progress=100.0,
                                lease_expires_at=None, stage="compression", message="Export ready",
@@ -424,7 +435,7 @@ class Repository:
 
     def fail(self, job_id: str, attempt: int, *, error: str, code: str, retryable: bool,
              lease_expired_before: datetime | None = None) -> Row | None:
-        now = utcnow()
+        now = self.now()
         guards = {} if lease_expired_before is None else {"lease_expired": lease_expired_before}
         job = self._transition(FAIL, job_id, now, fence=attempt, guards=guards, failed_at=now, error=error,
                                error_code=code, retryable=retryable, lease_expires_at=None)
@@ -435,7 +446,7 @@ class Repository:
 
     def requeue(self, job_id: str, attempt: int, *, lease_expired_before: datetime | None) -> Row | None:
         """Hand a job back to the queue: its lease expired (reaper) or its worker shut down (None)."""
-        now = utcnow()
+        now = self.now()
         guards = {} if lease_expired_before is None else {"lease_expired": lease_expired_before}
         job = self._transition(REQUEUE, job_id, now, fence=attempt, guards=guards, lease_expires_at=None,
                                progress=0.0, stage=None, message="Waiting to be retried")
@@ -448,7 +459,7 @@ class Repository:
                user_id: str | None = None, project_id: str | None = None, attempt: int | None = None) -> Row | None:
         """Cancel a pending or processing job; with `user_id`/`project_id`, only if it is theirs; with
         `attempt` (a time limit, judged on one attempt's start), only while that attempt still holds it."""
-        now = utcnow()
+        now = self.now()
         guards: dict[str, Any] = {}
         if user_id is not None:
             guards["owner"] = user_id
@@ -503,6 +514,6 @@ class Repository:
     def _record(self, job: Row, payload: ev.EventBase, extra_room: str | None = None) -> None:
         data = payload.to_json()
         self._insert(sql.INSERT_EVENT, {"job_id": job.id, "seq": job.seq, "type": payload.type,
-                                             "payload": data, "created_at": utcnow()})
+                                             "payload": data, "created_at": self.now()})
         rooms = (job.user_id,) if extra_room in (None, job.user_id) else (job.user_id, extra_room)
         self.events.append(ev.EventRecord(job_id=job.id, seq=job.seq, type=payload.type, payload=data, rooms=rooms))

@@ -55,6 +55,8 @@ def transition(t: Transition, guards: tuple[str, ...], columns: tuple[str, ...])
     )
 
 
+#: the database's clock, as naive UTC like every stored timestamp (PostgreSQL)
+DB_NOW = select(func.timezone("UTC", func.now()))
 USER_BY_ID = select(users).where(users.c.id == bindparam("user_id"))
 INSERT_JOB = insert(jobs).returning(*jobs.c)
 INSERT_EVENT = insert(export_events)

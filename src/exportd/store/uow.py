@@ -117,8 +117,12 @@ class Store:
             self._backend = _AsyncDriver(database_url, public_url)
         self._listeners: list[Listener] = []
 
-    def subscribe(self, listener: Listener) -> None:
-        self._listeners.append(listener)
+    def subscribe(self, listener: Listener, *, first: bool = False) -> None:
+        """Hear committed events; `first`: before every listener subscribed so far (a benchmark's clock)."""
+        if first:
+            self._listeners.insert(0, listener)
+        else:
+            self._listeners.append(listener)
 
     async def apply(self, work: Callable[[Repository], T]) -> T:
         """Run `work(repo)` as one write transaction; publish its events once it committed."""
