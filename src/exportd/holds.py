@@ -149,11 +149,16 @@ class RedisHolds:
         return True
 
     def _hold(self, job_id: str, point: Point) -> None:
+        import redis
+
         held = self._key("held", job_id, point)
-        self._redis.set(self._key("holder", job_id), os.getpid())  # which process holds it (a test may kill it)
-        self._redis.set(held, "held")
-        while self._redis.get(held) == "held":
-            self._redis.blpop([self._key("release", job_id, point)], timeout=1)
+        try:
+            self._redis.set(self._key("holder", job_id), os.getpid())  # which process holds it (a test may kill it)
+            self._redis.set(held, "held")
+            while self._redis.get(held) == "held":
+                self._redis.blpop([self._key("release", job_id, point)], timeout=1)
+        except redis.RedisError:  # Redis went away (a test restarting it): the hold is over
+            return
 
     def _on_item(self, job_id: str, attempt: int) -> None:
         if self._should_hold(job_id, "item"):

@@ -33,9 +33,10 @@ async def test_a_worker_killed_mid_export_loses_its_lease_and_the_other_worker_c
     assert ("export:queued", 1) in types  # the reaper handed it back after the lease expired
     second_start = types.index(("export:started", 2))
     assert "export:progress" in [t for t, _ in types[second_start:]]  # attempt 2 reported progress
-    assert len(cluster.zips(job_id)) == 1
+    assert [zip_.parent.name for zip_ in cluster.zips(job_id)].count(f"{job_id}.2") == 1
     await eventually(lambda: [path.name for path in cluster.attempt_folders(job_id)] == [f"{job_id}.2"],
-                     timeout=15, message="the janitor to delete attempt 1's folder")
+                     timeout=15, message="the janitor to delete attempt 1's half-written folder")
+    assert len(cluster.zips(job_id)) == 1
 
 
 async def test_an_api_node_killed_leaves_the_other_nodes_clients_whole_and_sync_fills_what_was_missed(

@@ -1,0 +1,141 @@
+"""Scaling out: the demo project's full export, jobs/s with 2 worker processes against 1 (target >= 1.7x).
+
+Method. For each worker count W (1, then 2), a fresh cluster is started with
+``deploy/cluster.py`` (the operator's script): one API node, W ``exportd worker``
+processes of concurrency 1, one fresh PostgreSQL database, a Redis server of
+the benchmark's own on a free port. The demo project (24 synthetic microscopy
+images with cell polygons) is seeded into it, then ``--jobs`` exports with the
+default options (originals, overlays, COCO, JSON, the Excel workbook,
+documentation) are started through the API node at once, and the clock runs
+from the first start to the moment the last one is ``completed`` (polled every
+50 ms through the status route). A warm-up export runs first on each cluster,
+so imports and caches are paid before the clock starts. Printed: seconds,
+jobs/s for each W, and the ratio W=2 / W=1.
+
+On a machine with 2 cores shared with other work, the ratio is bounded by the
+cores that are free: the figure says which machine it ran on.
+
+Run: ``.venv/bin/python bench/cluster_scaling.py [--jobs 8]``
+Needs PostgreSQL (``EXPORTD_TEST_PG_DSN``, default postgresql://postgres@127.0.0.1:5432/test) and redis-server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from _harness import header, verdict
+from exportd.config import Settings
+from exportd.demo import DEMO_EMAIL, DEMO_PASSWORD, seed_demo_with
+
+PG_ADMIN_DSN = os.environ.get("EXPORTD_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "cluster.py"
+TARGET = 1.7
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def admin(statement: str) -> None:
+    connection = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+async def measure(workers: int, jobs: int, root: Path) -> float:
+    """Seconds from the first start to the last completion of `jobs` demo exports on `workers` workers."""
+    name = f"exportd_bench_{uuid.uuid4().hex[:10]}"
+    await admin(f'CREATE DATABASE "{name}"')
+    host_part = PG_ADMIN_DSN.split("://", 1)[1].rsplit("/", 1)[0]
+    port = free_port()
+    redis = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",
+                              "127.0.0.1", "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("EXPORTD_")}
+    env.update(EXPORTD_DATABASE_URL=f"postgresql+asyncpg://{host_part}/{name}",
+               EXPORTD_BROKER_URL=f"redis://127.0.0.1:{port}/0", EXPORTD_SECRET_KEY="bench-" + "k" * 40,
+               EXPORTD_DATA_DIR=str(root / "data"), EXPORTD_MAX_ACTIVE_EXPORTS_PER_USER="1000",
+               EXPORTD_WORKER_CONCURRENCY="1")
+    supervisor = None
+    try:
+        settings = Settings(database_url=env["EXPORTD_DATABASE_URL"], data_dir=root / "data",
+                            secret_key=env["EXPORTD_SECRET_KEY"])
+        _, project_id = await seed_demo_with(settings)
+        state_file = root / "cluster.json"
+        supervisor = subprocess.Popen([sys.executable, str(DEPLOY), "--api-nodes", "1", "--workers", str(workers),
+                                       "--port", "0", "--log-dir", str(root / "logs"), "--state-file",
+                                       str(state_file)], env=env, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while not state_file.exists():
+            if supervisor.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the cluster did not start (see its logs)")
+            await asyncio.sleep(0.1)
+        url = json.loads(state_file.read_text())["api"][0]["url"]
+        async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+            login = await http.post("/api/auth/login", json={"email": DEMO_EMAIL, "password": DEMO_PASSWORD})
+            http.headers["Authorization"] = f"Bearer {login.json()['token']}"
+            await run(http, project_id, 1)  # warm-up
+            started = time.perf_counter()
+            await run(http, project_id, jobs)
+            return time.perf_counter() - started
+    finally:
+        if supervisor is not None:
+            supervisor.send_signal(signal.SIGTERM)
+            supervisor.wait(60)
+        redis.kill()
+        redis.wait()
+        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def run(http: httpx.AsyncClient, project_id: str, jobs: int) -> None:
+    ids = []
+    for _ in range(jobs):
+        response = await http.post(f"/api/projects/{project_id}/export", json={})
+        response.raise_for_status()
+        ids.append(response.json()["id"])
+    pending = set(ids)
+    while pending:
+        for job_id in list(pending):
+            status = (await http.get(f"/api/projects/{project_id}/export/{job_id}/status")).json()["status"]
+            if status == "completed":
+                pending.discard(job_id)
+            elif status in ("failed", "cancelled"):
+                raise RuntimeError(f"export {job_id} ended {status}")
+        await asyncio.sleep(0.05)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=8)
+    args = parser.parse_args()
+    header(f"Scaling out: {args.jobs} demo exports, 1 worker process against 2 ({os.cpu_count()} CPUs)")
+    seconds = {}
+    for workers in (1, 2):
+        with tempfile.TemporaryDirectory(prefix=f"exportd-scaling-{workers}-") as folder:
+            seconds[workers] = await measure(workers, args.jobs, Path(folder))
+        print(f"  {workers} worker(s): {args.jobs} exports in {seconds[workers]:.2f} s = "
+              f"{args.jobs / seconds[workers]:.3f} jobs/s")
+    ratio = seconds[1] / seconds[2]
+    print(f"  2 workers / 1 worker: {ratio:.2f}x (target >= {TARGET}x) {verdict(ratio, TARGET, lower_is_better=False)}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
