@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
-import signal
 import socket
 import threading
 from collections.abc import Sequence
@@ -27,6 +25,7 @@ from celery.signals import worker_process_init, worker_process_shutdown
 from exportd.config import Settings
 from exportd.domain.events import EventRecord
 from exportd.engine.celery_app import RUN_EXPORT, CeleryDispatcher, create_celery
+from exportd.engine.children import die_with_parent
 from exportd.engine.hooks import EngineHooks
 from exportd.engine.runner import JobRunner
 from exportd.storage import LocalStorage
@@ -34,8 +33,6 @@ from exportd.store.notifications import STOPS_CHANNEL, CommitListener
 from exportd.store.uow import Store
 
 log = logging.getLogger(__name__)
-
-_PR_SET_PDEATHSIG = 1
 
 
 class WorkerProcess:
@@ -119,7 +116,7 @@ def run_worker(settings: Settings, concurrency: int, loglevel: str = "INFO") -> 
 
     def start_child(**_kwargs) -> None:
         global _process
-        _die_with_parent()
+        die_with_parent()  # a prefork child never outlives its worker, even one killed with SIGKILL
         _process = WorkerProcess(settings, celery, worker_hooks(settings))
 
     def stop_child(**_kwargs) -> None:
@@ -131,9 +128,3 @@ def run_worker(settings: Settings, concurrency: int, loglevel: str = "INFO") -> 
     name = f"exportd-{os.getpid()}@{socket.gethostname()}"
     celery.worker_main(["worker", "--pool=prefork", f"--concurrency={concurrency}", f"--loglevel={loglevel}",
                         "-Q", settings.celery_queue, "-n", name, "--without-gossip", "--without-mingle"])
-
-
-def _die_with_parent() -> None:
-    """A prefork child never outlives its worker, even one killed with SIGKILL (Linux)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
