@@ -72,12 +72,13 @@ async def measure(workers: int, jobs: int, root: Path) -> float:
     env = {key: value for key, value in os.environ.items() if not key.startswith("EXPORTD_")}
     env.update(EXPORTD_DATABASE_URL=f"postgresql+asyncpg://{host_part}/{name}",
                EXPORTD_BROKER_URL=f"redis://127.0.0.1:{port}/0", EXPORTD_SECRET_KEY="bench-" + "k" * 40,
-               EXPORTD_DATA_DIR=str(root / "data"), EXPORTD_MAX_ACTIVE_EXPORTS_PER_USER="1000",
+               EXPORTD_DATA_DIR=str(root / "data"), EXPORTD_STORAGE_DIR=str(root / "storage"),
+               EXPORTD_MAX_ACTIVE_EXPORTS_PER_USER="1000",
                EXPORTD_WORKER_CONCURRENCY="1")
     supervisor = None
     try:
         settings = Settings(database_url=env["EXPORTD_DATABASE_URL"], data_dir=root / "data",
-                            secret_key=env["EXPORTD_SECRET_KEY"])
+                            storage_dir=root / "storage", secret_key=env["EXPORTD_SECRET_KEY"])
         _, project_id = await seed_demo_with(settings)
         state_file = root / "cluster.json"
         supervisor = subprocess.Popen([sys.executable, str(DEPLOY), "--api-nodes", "1", "--workers", str(workers),

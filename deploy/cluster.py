@@ -3,7 +3,7 @@
 
     EXPORTD_DATABASE_URL=postgresql+asyncpg://exportd@db/exportd \\
     EXPORTD_BROKER_URL=redis://127.0.0.1:6379/0 \\
-    EXPORTD_SECRET_KEY=... EXPORTD_DATA_DIR=/srv/exportd \\
+    EXPORTD_SECRET_KEY=... EXPORTD_STORAGE_DIR=/srv/exportd-storage \\
     python deploy/cluster.py --api-nodes 2 --workers 2 --port 8000
 
 It applies the migrations once, starts the API nodes on ports PORT, PORT+1, …

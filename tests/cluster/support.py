@@ -140,7 +140,8 @@ class Cluster:
             "EXPORTD_DATABASE_URL": database_url,
             "EXPORTD_BROKER_URL": redis.url,
             "EXPORTD_SECRET_KEY": SECRET,
-            "EXPORTD_DATA_DIR": str(root / "data"),  # every node's: the shared storage of this cluster
+            "EXPORTD_DATA_DIR": str(root / "data"),
+            "EXPORTD_STORAGE_DIR": str(root / "storage"),  # every node's: the shared storage of this cluster
             "EXPORTD_PASSWORD_HASH_FAST": "true",
             "EXPORTD_TEST_HOLDS": "true",
             "EXPORTD_WORKER_CONCURRENCY": "1",
@@ -194,11 +195,11 @@ class Cluster:
         os.killpg(node.pid, signal.SIGKILL)
 
     @property
-    def data_dir(self) -> Path:
-        return self.root / "data"
+    def storage_dir(self) -> Path:
+        return self.root / "storage"
 
     def attempt_folders(self, job_id: str) -> list[Path]:
-        return sorted((self.data_dir / "exports").glob(f"{job_id}.*"))
+        return sorted((self.storage_dir / "exports").glob(f"{job_id}.*"))
 
     def zips(self, job_id: str) -> list[Path]:
         return [path for folder in self.attempt_folders(job_id) for path in folder.rglob("*.zip")]
