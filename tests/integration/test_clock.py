@@ -25,7 +25,8 @@ async def test_a_lease_taken_on_a_node_whose_clock_is_an_hour_behind_is_not_reap
         from exportd.services import Services
         from exportd.storage import LocalStorage
 
-        services = Services(store, LocalStorage(settings.storage_dir), settings)
+        storage = LocalStorage(settings.storage_dir)
+        services = Services(store, storage, settings)
         user = await services.register(Credentials(email="ada@example.com", password="correct horse"))
         project = await services.create_project(user.id, "Spheroids")
         job = await store.apply(lambda repo: repo.create_job(
@@ -39,7 +40,7 @@ async def test_a_lease_taken_on_a_node_whose_clock_is_an_hour_behind_is_not_reap
 
         assert claimed is not None
         assert claimed.lease_expires_at > on_time()  # the lease runs out 30 s from the database's now
-        assert await Reaper(store, settings).reap_expired_leases() == 0
+        assert await Reaper(store, storage, settings).reap_expired_leases() == 0
         assert (await store.query(lambda repo: repo.job(job.id))).status == "processing"
     finally:
         await store.close()
