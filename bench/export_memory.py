@@ -4,15 +4,17 @@ The project (64 × 64 greyscale PNG, 4-10 cells of 24-64 points each, 48
 distinct images cycled, about 84,000 polygons) is written to a temporary
 folder first. A child process then loads the snapshot from the manifest, line
 by line, notes its peak resident set (VmHWM), and runs one full export:
-originals, overlays, documentation, COCO + YOLO + JSON annotations and Excel +
-CSV + JSON metrics, inline (or with `--workers N`, a process pool, whose
+originals, overlays, documentation, COCO + YOLO + JSON + label-mask annotations
+and Excel + CSV + JSON metrics, inline (or with `--workers N`, a process pool, whose
 children's peak is reported separately). Printed: the peak after loading the
 snapshot, the peak over the whole export (target < 300 MB), the ZIP's size and
 the time. Timings and sizes are never asserted.
 
 With ``--worst-image``, one 10,000 × 10,000 1-bit PNG (12 KB as a file, exactly
 at the pixel cap) joins the project: the worst image the API accepts, whose
-overlay is drawn at 4096 × 4096.
+overlay is drawn at 4096 × 4096, with nine small cells and one large cell with a
+hole (its box 0.36 of the image): the cell that COCO writes as an RLE mask and
+that the label mask, a 16-bit array of the whole image, paints.
 
 Run: ``.venv/bin/python bench/export_memory.py [--images 10000] [--workers 0] [--worst-image]``
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import resource
 import subprocess
 import sys
@@ -55,7 +58,7 @@ def child(manifest: Path, out: Path, workers: int) -> None:
     loaded = peak_mb()
     options = ExportOptions(
         include_original_images=True, include_visualizations=True, include_documentation=True,
-        annotation_formats=["coco", "yolo", "json"], metrics_formats=["excel", "csv", "json"],
+        annotation_formats=["coco", "yolo", "json", "masks"], metrics_formats=["excel", "csv", "json"],
     )
     pool = ProcessPoolExecutor(workers) if workers else None
     try:
@@ -83,6 +86,13 @@ def add_worst_image(manifest: Path, side: int = 10_000) -> None:
     cells = [{"id": f"w{n}", "type": "external", "parentId": None, "className": "cell",
               "points": [[x, 100.0], [x + 800, 100.0], [x + 400, 900.0]]}
              for n, x in enumerate(range(100, side - 1000, 1000))]
+    angles = [2 * math.pi * k / 400 for k in range(400)]
+
+    def ring(radius: float) -> list[list[float]]:
+        return [[side / 2 + radius * math.cos(a), side / 2 + radius * math.sin(a)] for a in angles]
+
+    cells += [{"id": "big", "type": "external", "parentId": None, "className": "cell", "points": ring(side * 0.3)},
+              {"id": "hole", "type": "internal", "parentId": "big", "className": "cell", "points": ring(side * 0.15)}]
     line = {"id": "worst", "name": "worst.png", "width": side, "height": side, "polygons": cells}
     with open(manifest, "a") as lines:
         lines.write(json.dumps(line) + "\n")

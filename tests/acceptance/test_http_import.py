@@ -9,7 +9,7 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-from exportd.export.coco import rasterize
+from exportd.export.raster import rasterize
 from exportd.store.points import unpack as decode_points
 from exportd.synthetic import synthetic_image
 from tests.acceptance.support import assert_error

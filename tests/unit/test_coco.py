@@ -15,8 +15,8 @@ from pycocotools.coco import COCO
 from shapely.geometry import Polygon
 
 from exportd.domain.options import ExportOptions
-from exportd.export.coco import encode_rle
 from exportd.export.pipeline import build_export
+from exportd.export.raster import Window, rasterize, rle_counts
 from exportd.export.source import ImageData, PolygonData, ProjectSnapshot
 from exportd.synthetic import synthetic_project
 
@@ -221,10 +221,53 @@ def test_degenerate_polygons_are_left_out_with_a_warning_naming_the_image(tmp_pa
     assert any("line" in w for w in ctx.warnings) and any("flat" in w for w in ctx.warnings)
 
 
-@pytest.mark.parametrize("first", [0, 1])
-def test_rle_counts_round_trip_through_pycocotools(first):
-    rng = np.random.default_rng(first)
-    mask = (rng.random((7, 5)) > 0.5).astype(np.uint8)
-    mask[0, 0] = first
-    rle = mask_utils.frPyObjects(encode_rle(mask), 7, 5)
-    assert (mask_utils.decode(rle) == mask).all()
+def full_image_rle(image: ImageData, polygon: PolygonData) -> bytes:
+    """pycocotools' own RLE of the cell rasterised over the whole image (the pixel rule of `rasterize`)."""
+    mask = rasterize([polygon.points], image.height, image.width).astype(bool)
+    for hole in image.holes_of(polygon.id):
+        mask &= ~rasterize([hole.points], image.height, image.width).astype(bool)
+    return mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))["counts"]
+
+
+def square(x0: float, y0: float, x1: float, y1: float) -> tuple[tuple[float, float], ...]:
+    return (x0, y0), (x1, y0), (x1, y1), (x0, y1)
+
+
+@pytest.mark.parametrize("outline", [
+    square(10.3, 8.7, 30.2, 25.1),    # inside the image
+    square(-12.0, -9.0, 20.5, 14.5),  # over the top-left corner
+    square(40.5, 30.5, 70.0, 60.0),   # over the bottom-right corner: the last run is the cell's
+    square(15.0, -5.0, 35.0, 45.0),   # every row: runs meet across columns
+    square(-5.0, -5.0, 70.0, 45.0),  # the whole image
+    ((0.0, 0.0), (64.0, 40.0), (0.0, 40.0)),  # a triangle on the left and bottom edges
+], ids=["inside", "top-left", "bottom-right", "full-height", "whole-image", "triangle-on-edges"])
+def test_a_holed_cells_rle_built_in_its_box_equals_pycocotools_encoding_of_the_full_image_mask(tmp_path, outline):
+    width, height = 64, 40
+    xs, ys = [x for x, _ in outline], [y for _, y in outline]
+    cx, cy = (max(min(xs), 0) + min(max(xs), width)) / 2, (max(min(ys), 0) + min(max(ys), height)) / 2
+    cell = PolygonData("c", "external", outline)
+    hole = PolygonData("h", "internal", square(cx - 3.2, cy - 2.6, cx + 2.9, cy + 3.1), parent_id="c")
+    image = ImageData("i", "i.png", width, height, tmp_path / "i.png", (cell, hole))
+    (tmp_path / "i.png").write_bytes(b"")
+    coco = export_coco(tmp_path, ProjectSnapshot("p", "P", images=(image,)))
+    segmentation = coco.anns[1]["segmentation"]
+    assert segmentation["size"] == [height, width]
+    ours = mask_utils.frPyObjects(segmentation, height, width)["counts"]
+    assert ours == full_image_rle(image, cell)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_rle_counts_of_any_window_equal_pycocotools_encoding_of_the_image(seed):
+    rng = np.random.default_rng(seed)
+    height, width = rng.integers(1, 12, size=2)
+    top, bottom = sorted(rng.integers(0, height + 1, size=2))
+    left, right = sorted(rng.integers(0, width + 1, size=2))
+    if seed % 2:  # every row, so that runs meet across columns
+        top, bottom = 0, height
+    full = np.zeros((height, width), dtype=np.uint8)
+    full[top:bottom, left:right] = rng.random((bottom - top, right - left)) > 0.3
+    window = Window(int(top), int(left), int(bottom), int(right))
+    counts = rle_counts(full[window.slices].astype(bool), window, int(height), int(width))
+    expected = mask_utils.encode(np.asfortranarray(full))["counts"]
+    assert mask_utils.frPyObjects({"size": [int(height), int(width)], "counts": counts},
+                                  int(height), int(width))["counts"] == expected

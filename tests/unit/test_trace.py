@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from skimage.measure import label
 
-from exportd.export.coco import rasterize
+from exportd.export.raster import rasterize
 from exportd.imports.labels import label_polygons
 from exportd.imports.matching import match_labels
 from exportd.imports.trace import regions

@@ -2,8 +2,9 @@
 
 One annotation per external polygon. COCO polygons cannot carry holes, so a
 cell with holes is written as an uncompressed RLE mask (column-major, as
-pycocotools reads it) of the cell minus its holes; a cell without holes stays a
-polygon. Pixels are filled when their centre (x + 0.5, y + 0.5) lies inside,
+pycocotools reads it) of the cell minus its holes, rasterised within the
+cell's bounding box only (`exportd.export.raster`), so its memory follows the
+cell, not the image; a cell without holes stays a polygon. Pixels are filled when their centre (x + 0.5, y + 0.5) lies inside,
 the convention pycocotools uses for polygons. `iscrowd` stays 0 for a cell with
 holes (the replaced platform set it to 1, which COCO evaluation would ignore).
 
@@ -27,7 +28,8 @@ import numpy as np
 
 from exportd.export.archive import ArchiveWriter, image_file_names
 from exportd.export.geometry import Cell, cells_of
-from exportd.export.source import ImageData, Point, ProjectSnapshot
+from exportd.export.raster import cell_mask, rle_counts, window_of
+from exportd.export.source import ImageData, ProjectSnapshot
 from exportd.export.workers import Workers
 
 if TYPE_CHECKING:
@@ -104,24 +106,6 @@ def image_annotations(numbered: tuple[int, ImageData], categories: dict[str, int
     return [json.dumps(_annotation(image, cell, categories))[1:] for cell in cells], warnings
 
 
-def rasterize(rings: Sequence[Sequence[Point]], height: int, width: int) -> np.ndarray:
-    """A (height, width) uint8 mask of the even-odd interior of each ring, OR-ed together."""
-    mask = np.zeros((height, width), dtype=bool)
-    for ring in rings:
-        mask |= _fill(np.asarray(ring, dtype=float), height, width)
-    return mask.astype(np.uint8)
-
-
-def encode_rle(mask: np.ndarray) -> dict[str, Any]:
-    """Uncompressed COCO RLE: run lengths over the column-major mask, starting with zeros."""
-    flat = mask.ravel(order="F").astype(bool)
-    changes = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    counts = np.diff(np.concatenate(([0], changes, [flat.size]))).tolist()
-    if flat.size and flat[0]:
-        counts.insert(0, 0)
-    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": counts}
-
-
 def _categories(images: Sequence[ImageData]) -> dict[str, int]:
     """Category ids from 1, by class name, in the order the names first appear."""
     categories: dict[str, int] = {}
@@ -134,9 +118,7 @@ def _categories(images: Sequence[ImageData]) -> dict[str, int]:
 def _annotation(image: ImageData, cell: Cell, categories: dict[str, int]) -> dict[str, Any]:
     points = cell.polygon.points
     if cell.holes:
-        mask = rasterize([points], image.height, image.width)
-        mask &= 1 - rasterize([hole.points for hole in cell.holes], image.height, image.width)
-        segmentation: Any = encode_rle(mask)
+        segmentation: Any = _rle(cell, image.height, image.width)
     else:
         segmentation = [np.round(points, 2).ravel().tolist()]
     (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
@@ -150,28 +132,9 @@ def _annotation(image: ImageData, cell: Cell, categories: dict[str, int]) -> dic
     }
 
 
-def _fill(ring: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Scanline fill at pixel centres with the even-odd rule, one row per scanline."""
-    mask = np.zeros((height, width), dtype=bool)
-    x0, y0 = ring[:, 0], ring[:, 1]
-    x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
-    top = max(int(np.floor(y0.min())), 0)
-    bottom = min(int(np.ceil(y0.max())), height)
-    if top >= bottom:
-        return mask
-    centres = np.arange(top, bottom, dtype=float)[:, None] + 0.5
-    crosses = (y0 <= centres) != (y1 <= centres)  # (rows, edges)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        at = x0 + (centres - y0) * (x1 - x0) / (y1 - y0)
-    at = np.sort(np.where(crosses, at, np.inf), axis=1)  # a row crosses an even number of edges
-    if at.shape[1] % 2:
-        at = np.pad(at, ((0, 0), (0, 1)), constant_values=np.inf)
-    # pixel x lies in the span [a, b) when a <= x + 0.5 < b; unused (inf, inf) spans cancel out
-    starts = np.clip(np.ceil(at[:, 0::2] - 0.5), 0, width).astype(int)
-    stops = np.clip(np.ceil(at[:, 1::2] - 0.5), 0, width).astype(int)
-    rows = np.broadcast_to(np.arange(bottom - top)[:, None], starts.shape)
-    edges = np.zeros((bottom - top, width + 1), dtype=np.int32)
-    np.add.at(edges, (rows, starts), 1)
-    np.add.at(edges, (rows, stops), -1)
-    mask[top:bottom] = np.cumsum(edges, axis=1)[:, :width] > 0
-    return mask
+def _rle(cell: Cell, height: int, width: int) -> dict[str, Any]:
+    """The cell minus its holes as an uncompressed RLE of the whole image, rasterised within its box."""
+    window = window_of(cell.polygon.points, height, width)
+    if window is None:
+        return {"size": [height, width], "counts": [height * width]}
+    return {"size": [height, width], "counts": rle_counts(cell_mask(cell, window), window, height, width)}

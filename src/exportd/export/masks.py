@@ -7,7 +7,8 @@ metrics' `Polygon` column). 16-bit, or 32-bit when an image has more than
 65,535 cells. Holes are background. A pixel belongs to a cell when its centre
 lies inside it, the rule of the COCO masks; where cells overlap, the later
 cell's number wins, and the image gets a warning. An image without cells gets
-an all-background mask.
+an all-background mask. Each cell is drawn within its bounding box only
+(`exportd.export.raster`): the label array is the one image-sized allocation.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import numpy as np
 import tifffile
 
 from exportd.export.archive import ArchiveWriter, file_stem, image_file_names
-from exportd.export.coco import rasterize
 from exportd.export.geometry import Cell, cells_of
+from exportd.export.raster import cell_mask, window_of
 from exportd.export.source import ImageData, ProjectSnapshot
 from exportd.export.workers import Workers
 
@@ -76,19 +77,13 @@ def label_image(image: ImageData) -> tuple[np.ndarray, list[str]]:
 
 
 def _paint(labels: np.ndarray, cell: Cell) -> bool:
-    """Write the cell's number on its pixels (centres inside it, not in a hole); True if it covered another cell."""
-    height, width = labels.shape
-    points = cell.polygon.points
-    left, top = max(int(np.floor(points[:, 0].min())), 0), max(int(np.floor(points[:, 1].min())), 0)
-    right, bottom = min(int(np.ceil(points[:, 0].max())), width), min(int(np.ceil(points[:, 1].max())), height)
-    if left >= right or top >= bottom:
+    """Write the cell's number on its pixels (centres inside it, not in a hole), within its bounding
+    box only; True if it covered another cell."""
+    window = window_of(cell.polygon.points, *labels.shape)
+    if window is None:
         return False
-    offset = np.array([left, top], dtype=float)
-    box = (bottom - top, right - left)
-    inside = rasterize([points - offset], *box).astype(bool)
-    for hole in cell.holes:
-        inside &= ~rasterize([hole.points - offset], *box).astype(bool)
-    window = labels[top:bottom, left:right]
-    covered = bool(window[inside].any())
-    window[inside] = cell.number
+    inside = cell_mask(cell, window)
+    box = labels[window.slices]
+    covered = bool(np.any(box, where=inside))
+    np.copyto(box, cell.number, where=inside)
     return covered
