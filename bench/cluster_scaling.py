@@ -37,8 +37,8 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-
 from _harness import header, verdict
+
 from exportd.config import Settings
 from exportd.demo import DEMO_EMAIL, DEMO_PASSWORD, seed_demo_with
 
@@ -67,7 +67,7 @@ async def measure(workers: int, jobs: int, root: Path) -> float:
     await admin(f'CREATE DATABASE "{name}"')
     host_part = PG_ADMIN_DSN.split("://", 1)[1].rsplit("/", 1)[0]
     port = free_port()
-    redis = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",
+    redis = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",  # noqa: ASYNC220 - started once, not awaited
                               "127.0.0.1", "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
     env = {key: value for key, value in os.environ.items() if not key.startswith("EXPORTD_")}
     env.update(EXPORTD_DATABASE_URL=f"postgresql+asyncpg://{host_part}/{name}",
@@ -81,7 +81,7 @@ async def measure(workers: int, jobs: int, root: Path) -> float:
                             storage_dir=root / "storage", secret_key=env["EXPORTD_SECRET_KEY"])
         _, project_id = await seed_demo_with(settings)
         state_file = root / "cluster.json"
-        supervisor = subprocess.Popen([sys.executable, str(DEPLOY), "--api-nodes", "1", "--workers", str(workers),
+        supervisor = subprocess.Popen([sys.executable, str(DEPLOY), "--api-nodes", "1", "--workers", str(workers),  # noqa: ASYNC220
                                        "--port", "0", "--log-dir", str(root / "logs"), "--state-file",
                                        str(state_file)], env=env, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 120

@@ -64,12 +64,12 @@ async def _race(cluster: Cluster, rounds: int, seed: int) -> dict[str, int]:
             job_id = await start_export(via_b, project_id)
             await cluster.held(job_id, "before_complete")
 
-            async def cancel():
+            async def cancel(job_id=job_id):
                 await asyncio.sleep(rng.random() * 0.003)
                 response = await via_a.post(f"/api/projects/{project_id}/export/{job_id}/cancel")
                 assert response.status_code in (200, 409), response.text
 
-            async def release():
+            async def release(job_id=job_id):
                 await asyncio.sleep(rng.random() * 0.003)
                 await cluster.release(job_id, "before_complete")
 

@@ -54,7 +54,7 @@ async def _job_of_another_process(other: Store, user, project):
 
 
 async def test_an_event_committed_by_another_process_reaches_this_nodes_sockets_once_in_order(node):
-    runtime, sink, other, user, project, _ = node
+    _, sink, other, user, project, _ = node
     job = await _job_of_another_process(other, user, project)
     await other.apply(lambda repo: repo.claim(job.id, lease_seconds=30))
     await other.apply(lambda repo: repo.cancel(job.id, reason=CancelReason.USER_CANCELLED, cancelled_by=user.id))

@@ -19,8 +19,8 @@ from exportd.domain.events import EventRecord
 from exportd.domain.jobs import EventType
 from exportd.engine.children import process_pool
 from exportd.engine.hooks import EngineHooks
-from exportd.engine.running import RunningJob
 from exportd.engine.runner import JobRunner
+from exportd.engine.running import RunningJob
 from exportd.storage import LocalStorage
 from exportd.store.uow import Store
 

@@ -149,7 +149,7 @@ class JobRunner:
             remaining = deadline - time.monotonic()
             tick = settings.store_check_seconds if remaining <= 0 else min(settings.store_check_seconds, remaining)
             waker = asyncio.ensure_future(running.wake.wait())
-            done, _ = await asyncio.wait({pipeline, waker}, timeout=tick, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({pipeline, waker}, timeout=tick, return_when=asyncio.FIRST_COMPLETED)
             waker.cancel()
             running.wake.clear()
             if pipeline.done():

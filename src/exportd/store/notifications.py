@@ -96,7 +96,7 @@ class CommitListener:
                 continue
             lost = asyncio.Event()
             try:
-                connection.add_termination_listener(lambda _connection: lost.set())
+                connection.add_termination_listener(lambda _connection, lost=lost: lost.set())
                 await connection.add_listener(self.channel, self._heard)
                 self.backend_pid = connection.get_server_pid()
                 self._last_alive = self._last_alive or await connection.fetchval("SELECT now()")
