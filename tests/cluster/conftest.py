@@ -85,3 +85,9 @@ def fresh_cluster(tmp_path, postgres, redis_binary) -> Iterator[Cluster]:
     """A cluster of the test's own, with short leases, for tests that kill its processes."""
     yield from _start(tmp_path, redis_binary, EXPORTD_LEASE_SECONDS="2", EXPORTD_PENDING_RESEND_SECONDS="1.5",
                       EXPORTD_JANITOR_INTERVAL_SECONDS="1", EXPORTD_PIPELINE_ITEM_DELAY_SECONDS="0.05")
+
+
+@pytest.fixture
+def short_limit_cluster(tmp_path, postgres, redis_binary) -> Iterator[Cluster]:
+    """A cluster of the test's own whose exports may run 3 s."""
+    yield from _start(tmp_path, redis_binary, EXPORTD_JOB_TIMEOUT_SECONDS="3")

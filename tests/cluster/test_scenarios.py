@@ -124,3 +124,29 @@ async def test_another_users_cancel_through_the_other_node_is_404_and_leaves_the
         final = await settled(http, project_id, job_id)
     assert refused.status_code == 404 and refused.json()["code"] == "NOT_FOUND"
     assert final["status"] == "completed"
+
+
+async def test_an_export_past_its_time_limit_is_cancelled_in_its_worker_with_reason_timeout(
+        short_limit_cluster: Cluster):
+    cluster = short_limit_cluster
+    a, b = cluster.node(0), cluster.node(1)
+    _, token = await a.user("slow@example.com")
+    project_id, _ = await a.project(token, images=2)
+    socket, received = await b.socket(token)
+    try:
+        await cluster.arm("item", after_items=1)
+        async with a.client(token) as http:
+            job_id = await start_export(http, project_id)
+            await cluster.held(job_id, "item")  # it stays mid-export past its 3 s
+            cluster.disarm("item")
+            final = await settled(http, project_id, job_id, timeout=30)
+            await cluster.release(job_id, "item")
+            log = await stored_log(http, project_id, job_id)
+        assert final["status"] == "cancelled" and final["reason"] == "timeout"
+        assert_log_is_sound(log)
+        await eventually(lambda: cluster.attempt_folders(job_id) == [],
+                         message="the worker to stop and delete its folder")
+        await eventually(lambda: [p for _, p in received if p["jobId"] == job_id] == log,
+                         message="node B's socket to have the whole log")
+    finally:
+        await socket.disconnect()
