@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 BENCHMARKS = ("cancel_latency", "event_latency", "throughput", "store_writes", "export_originals",
-              "export_parallel", "export_memory", "import_masks", "cluster_scaling")
+              "export_parallel", "export_memory", "import_masks", "cluster_scaling", "saturation")
 
 
 def main() -> int:

@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     max_active_exports_per_user: int = Field(1, ge=1)
     worker_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     export_processes: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0)  #: 0: CPU-heavy steps inline
+    export_nice: int = Field(10, ge=0, le=19)  #: niceness added to export threads and processes (0: none)
     job_timeout_seconds: float = Field(1800, gt=0)
     retention_seconds: float = Field(86400, gt=0)
     download_token_seconds: float = Field(600, gt=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import zipfile
 
 from exportd.domain.requests import ExportRequest
@@ -45,5 +46,22 @@ async def test_a_cancel_stops_a_pooled_export_within_one_item_and_leaves_no_file
         assert items.items[job.id] == 2
         assert export_files(world.runtime.settings, job.id) == []
         assert export_folders(world.runtime.settings, job.id) == []
+    finally:
+        await world.runtime.stop()
+
+
+async def test_export_threads_and_pool_workers_run_niced_while_the_event_loop_keeps_its_priority(tmp_path, backend):
+    base = os.nice(0)  # this thread's niceness; the server's event loop runs in it
+    seen: list[int] = []
+    world = await make_world(tmp_path, images=2, export_processes=1, export_nice=7,
+                             hooks=EngineHooks(on_item=lambda job_id, attempt: seen.append(os.nice(0))))
+    try:
+        job, _ = await world.services.start_export(world.user_id, world.project_id, EVERYTHING)
+        final = await world.settled(job.id, timeout=60)
+        assert final.status == "completed", final.error
+        pool = world.runtime.engine._processes
+        assert {pool.submit(os.nice, 0).result(timeout=30) for _ in range(4)} == {min(19, base + 7)}
+        assert seen and set(seen) == {min(19, base + 7)}  # the pipeline thread
+        assert os.nice(0) == base
     finally:
         await world.runtime.stop()

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import shapely
-from pycocotools import mask as mask_utils
 from PIL import Image as PILImage
+from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from shapely.geometry import Polygon
 

@@ -17,7 +17,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from exportd.config import Settings
 from exportd.domain.events import EventRecord
 from exportd.domain.jobs import EventType
-from exportd.engine.children import process_pool
+from exportd.engine.children import lower_priority, process_pool
 from exportd.engine.hooks import EngineHooks
 from exportd.engine.runner import JobRunner
 from exportd.engine.running import RunningJob
@@ -52,9 +52,11 @@ class LocalEngine:
     async def start(self) -> None:
         self._stopping = False
         concurrency = self.settings.worker_concurrency
-        self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="exportd-pipeline")
+        nice = self.settings.export_nice  # pipelines and pool workers yield the CPU to the event loop
+        self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="exportd-pipeline",
+                                            initializer=lower_priority, initargs=(nice,))
         if self.settings.export_processes and self._processes is None:
-            self._processes = process_pool(self.settings.export_processes)  # its processes die with this one
+            self._processes = process_pool(self.settings.export_processes, nice)  # they die with this process
         self.runner.executor, self.runner.processes = self._executor, self._processes
         for job_id in await self.runner.store.query(lambda repo: repo.pending_job_ids()):
             self._queue.put_nowait(job_id)

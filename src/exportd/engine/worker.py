@@ -6,7 +6,10 @@ cluster's stopping events (a cancel committed on any API node, a project
 deleted, a share revoked, a lease reaped) and sets the running job's stop
 signal at once. A task (the job id only) waits for ``runner.run_job`` on that
 loop. The store check of the runner stays the fallback when no notification
-comes. CPU-heavy steps run inline: the prefork pool is the process pool here.
+comes. CPU-heavy steps run inline: the prefork pool is the process pool here,
+and each child yields the CPU to API nodes on the same machine: its main thread
+lowers its priority by ``EXPORTD_EXPORT_NICE`` before it starts any other
+thread, which inherit it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from celery.signals import worker_process_init, worker_process_shutdown
 from exportd.config import Settings
 from exportd.domain.events import EventRecord
 from exportd.engine.celery_app import RUN_EXPORT, CeleryDispatcher, create_celery
-from exportd.engine.children import die_with_parent
+from exportd.engine.children import die_with_parent, lower_priority
 from exportd.engine.hooks import EngineHooks
 from exportd.engine.runner import JobRunner
 from exportd.storage import LocalStorage
@@ -117,6 +120,7 @@ def run_worker(settings: Settings, concurrency: int, loglevel: str = "INFO") -> 
     def start_child(**_kwargs) -> None:
         global _process
         die_with_parent()  # a prefork child never outlives its worker, even one killed with SIGKILL
+        lower_priority(settings.export_nice)  # before its threads start: they inherit it
         _process = WorkerProcess(settings, celery, worker_hooks(settings))
 
     def stop_child(**_kwargs) -> None:
