@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 BENCHMARKS = ("cancel_latency", "event_latency", "throughput", "store_writes", "export_originals",
-              "export_parallel", "export_memory", "import_masks", "cluster_scaling", "saturation")
+              "export_parallel", "export_memory", "import_masks", "cluster_scaling", "saturation",
+              "remote_cancel")
 
 
 def main() -> int:
