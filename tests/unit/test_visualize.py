@@ -12,6 +12,8 @@ import shapely
 from PIL import Image
 from shapely.geometry import Polygon
 
+from tests.unit.conftest import RecordingContext
+
 STROKE = 3
 
 
@@ -105,3 +107,23 @@ def test_numbers_are_drawn_inside_each_cell_at_the_font_size(run_export, project
     for polygon in image.externals():
         x, y = Polygon(polygon.points).centroid.coords[0]
         assert added[0][int(y) - 2 : int(y) + 3, int(x) - 2 : int(x) + 3].any()
+
+
+def test_an_unreadable_original_is_a_warning_that_names_the_image_not_the_server_path(run_export, project):
+    damaged = project.images[1]
+    damaged.path.write_bytes(b"not an image at all")
+    ctx = RecordingContext()
+    overlays_by_name = overlays_from(run_export(
+        project, ctx=ctx, include_original_images=False, include_documentation=False, annotation_formats=[],
+        metrics_formats=[], include_visualizations=True,
+    ))
+
+    assert len(overlays_by_name) == len(project.images) - 1
+    [warning] = [w for w in ctx.warnings if damaged.name in w]
+    assert "cannot be read" in warning
+    assert str(damaged.path.parent) not in warning and "Errno" not in warning and "identify" not in warning
+
+
+def overlays_from(result) -> list[str]:
+    with zipfile.ZipFile(result.path) as archive:
+        return [name for name in archive.namelist() if name.startswith("visualizations/")]

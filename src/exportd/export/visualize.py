@@ -13,6 +13,7 @@ drawing one image needs its decoded pixels and about 100 MB more at most. It is 
 from __future__ import annotations
 
 import io
+import logging
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from exportd.domain.options import VisualizationOptions
     from exportd.export.context import StepContext
     from exportd.export.formats import ItemProgress
+
+log = logging.getLogger(__name__)
 
 FOLDER = "visualizations/"
 PNG_COMPRESSION = 3  #: zlib level: most of level 6's size at a fraction of its time
@@ -107,7 +110,9 @@ def render(image: ImageData, style: Style) -> tuple[bytes | None, list[str]]:
     except FileNotFoundError:
         return None, [*warnings, f"{image.name}: the original file is missing from storage; no visualization"]
     except (OSError, ValueError, Image.DecompressionBombError) as error:
-        return None, [*warnings, f"{image.name}: the original file cannot be read ({error}); no visualization"]
+        log.warning("visualization of image %s skipped: %s cannot be read: %s", image.id, image.path, error)
+        return None, [*warnings, f"{image.name}: the original file cannot be read (damaged, or not an image); "
+                                 "no visualization"]
     _blend(base, _overlay(size, cells, style, (size[0] / full[0], size[1] / full[1])), style)
     buffer = io.BytesIO()
     base.save(buffer, "PNG", compress_level=PNG_COMPRESSION)
