@@ -42,6 +42,8 @@ def store_fault(error: BaseException) -> bool:
             return True
         if isinstance(cause, (ConnectionError, TimeoutError)) or storage_fault(cause):
             return True
+        if getattr(cause, "connection_invalidated", False):  # SQLAlchemy saw the connection break
+            return True
     return False
 
 

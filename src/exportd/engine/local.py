@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 from exportd.config import Settings
+from exportd.domain.errors import StoreUnavailable
 from exportd.domain.events import EventRecord
 from exportd.domain.jobs import EventType
 from exportd.engine.children import lower_priority, process_pool
@@ -101,6 +102,10 @@ class LocalEngine:
                 await self.run_job(job_id)
             except asyncio.CancelledError:
                 raise
+            except StoreUnavailable:  # the claim (or a later step) met a dropped connection: claim again later;
+                log.warning("export %s: the store was unavailable; trying again", job_id)  # a claim is guarded
+                asyncio.get_running_loop().call_later(self.settings.store_check_seconds, self._queue.put_nowait,
+                                                      job_id)
             except Exception:
                 log.exception("export %s: worker error", job_id)
 

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from exportd.config import Settings
+from exportd.domain.errors import StoreUnavailable
 from exportd.domain.events import EventRecord
 from exportd.domain.filenames import export_file_names
 from exportd.domain.jobs import CancelReason, EventType, JobStatus
@@ -128,6 +129,10 @@ class JobRunner:
             running.halt("shutdown")
             _remove(scratch)
             raise
+        except StoreUnavailable:  # a statement met a dropped connection: whether it committed is unknown
+            # (a completion may have published this folder). Touch nothing: the lease runs out, the reaper
+            # hands the job on or fails it, and the janitor removes the folders the stored state leaves unused.
+            log.warning("export %s: the store became unavailable; the attempt is left to its lease", job.id)
         except Exception as error:  # the export itself failed: record it, fenced
             log.exception("export %s failed", job.id)
             _forget_frames(error)
@@ -156,25 +161,33 @@ class JobRunner:
                 return pipeline.result()  # raises ExportCancelled or the pipeline's error
             if running.stop.is_set():
                 continue  # the pipeline stops at its next item
-            now = time.monotonic()
-            if now >= deadline:  # this attempt's time limit: fenced, a later attempt has its own
-                await self.store.apply(lambda repo: repo.cancel(
-                    running.job_id, reason=CancelReason.TIMEOUT, cancelled_by=None, attempt=running.attempt))
+            try:
+                last_renewal, written = await self._look_after(running, deadline, last_renewal, written)
+            except StoreUnavailable:  # a dropped connection: the lease covers a few ticks without the store
+                log.warning("export %s: the store is unavailable; checking again", running.job_id)
+
+    async def _look_after(self, running: RunningJob, deadline: float, last_renewal: float, written):
+        """One tick of supervision: the time limit, progress, the lease, the fallback check.
+        Returns (when the lease was last renewed, the progress report last written)."""
+        settings = self.settings
+        now = time.monotonic()
+        if now >= deadline:  # this attempt's time limit: fenced, a later attempt has its own
+            await self.store.apply(lambda repo: repo.cancel(
+                running.job_id, reason=CancelReason.TIMEOUT, cancelled_by=None, attempt=running.attempt))
+            await self._check_still_ours(running)
+            return last_renewal, written
+        if running.latest is not None and running.latest is not written:
+            written = running.latest
+            if await self._write_progress(running, written, now):
+                return now, written  # a progress write renews the lease too; a refused one does not
+        if now - last_renewal >= settings.lease_seconds / 3:
+            renewed = await self.store.apply(lambda repo: repo.renew_lease(
+                running.job_id, running.attempt, lease_seconds=settings.lease_seconds))
+            if not renewed:
                 await self._check_still_ours(running)
-                continue
-            if running.latest is not None and running.latest is not written:
-                written = running.latest
-                if await self._write_progress(running, written, now):
-                    last_renewal = now  # a progress write renews the lease too; a refused one does not
-                    continue
-            if now - last_renewal >= settings.lease_seconds / 3:
-                last_renewal = now
-                renewed = await self.store.apply(lambda repo: repo.renew_lease(
-                    running.job_id, running.attempt, lease_seconds=settings.lease_seconds))
-                if not renewed:
-                    await self._check_still_ours(running)
-            else:
-                await self._check_still_ours(running)
+            return now, written
+        await self._check_still_ours(running)
+        return last_renewal, written
 
     async def _write_progress(self, running: RunningJob, report, now: float) -> bool:
         elapsed = now - running.started

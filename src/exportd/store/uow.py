@@ -97,6 +97,7 @@ class _AsyncDriver:
     def __init__(self, url: str, public_url: str) -> None:
         self.public_url = public_url
         self.engine: AsyncEngine = create_async_engine(url, pool_size=10, max_overflow=10)
+        event.listen(self.engine.sync_engine, "handle_error", _invalidate_broken_connections)
 
     async def run(self, work: Work, *, write: bool, events: list[EventRecord]) -> Any:
         async with self.engine.begin() as connection:
@@ -105,6 +106,21 @@ class _AsyncDriver:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def _invalidate_broken_connections(context) -> None:
+    """A connection the server terminated mid-operation can leave asyncpg's protocol in a state it cannot
+    leave ("cannot switch to state …; another operation is in progress", "connection was closed in the
+    middle of operation") without reporting itself closed. Count those as disconnects, so the pool
+    discards the connection instead of handing it out again."""
+    if _BROKEN_PROTOCOL(context.original_exception):
+        context.is_disconnect = True
+
+
+def _BROKEN_PROTOCOL(error: BaseException) -> bool:
+    name = type(error).__name__
+    return name in ("InternalClientError", "InterfaceError", "ConnectionDoesNotExistError") or isinstance(
+        error, ConnectionError)
 
 
 class Store:
