@@ -1,4 +1,11 @@
-"""Dependencies routes declare, as Annotated aliases that read like a sentence."""
+"""Dependencies routes declare, as Annotated aliases that read like a sentence.
+
+Each is a coroutine function, even where it awaits nothing: FastAPI runs a plain
+function dependency in its thread pool, a hop there and back (and a wait for the
+GIL against the pipeline threads) per dependency per request. Reading a header
+and checking a token's signature take microseconds; the hops took most of what
+a cancel cost above `GET /api/healthz` (see docs/decisions.md).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +20,7 @@ from exportd.services import Services
 COOKIE = "access_token"
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     return request.app.state.runtime.services
 
 
@@ -36,7 +43,7 @@ async def get_current_user(request: Request, services: Annotated[Services, Depen
     return await services.authenticate(_required_token(request))
 
 
-def get_current_user_id(request: Request, services: Annotated[Services, Depends(get_services)]) -> str:
+async def get_current_user_id(request: Request, services: Annotated[Services, Depends(get_services)]) -> str:
     """The token's user, not yet looked up: for routes whose own transaction checks the account."""
     return services.token_user_id(_required_token(request))
 
