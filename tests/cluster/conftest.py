@@ -88,6 +88,13 @@ def fresh_cluster(tmp_path, postgres, redis_binary) -> Iterator[Cluster]:
 
 
 @pytest.fixture
+def long_lease_cluster(tmp_path, postgres, redis_binary) -> Iterator[Cluster]:
+    """A cluster of the test's own whose leases outlast the test: no job there is handed on by the reaper."""
+    yield from _start(tmp_path, redis_binary, EXPORTD_LEASE_SECONDS="300", EXPORTD_JANITOR_INTERVAL_SECONDS="1",
+                      EXPORTD_PIPELINE_ITEM_DELAY_SECONDS="0.05")
+
+
+@pytest.fixture
 def short_limit_cluster(tmp_path, postgres, redis_binary) -> Iterator[Cluster]:
     """A cluster of the test's own whose exports may run 3 s."""
     yield from _start(tmp_path, redis_binary, EXPORTD_JOB_TIMEOUT_SECONDS="3")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import httpx
+import pytest
 
 from tests.cluster.support import Cluster, assert_log_is_sound, metric, settled, start_export, stored_log
 from tests.conftest import eventually
@@ -37,6 +41,38 @@ async def test_a_worker_killed_mid_export_loses_its_lease_and_the_other_worker_c
     await eventually(lambda: [path.name for path in cluster.attempt_folders(job_id)] == [f"{job_id}.2"],
                      timeout=15, message="the janitor to delete attempt 1's half-written folder")
     assert len(cluster.zips(job_id)) == 1
+
+
+@pytest.mark.parametrize("to", ["main process", "every process"])
+async def test_a_worker_told_to_stop_hands_its_export_back_at_once_and_the_other_worker_completes_it(
+        long_lease_cluster: Cluster, to: str):
+    cluster = long_lease_cluster  # leases of 300 s: only the stopping worker itself can hand the job on in time
+    a = cluster.node(0)
+    _, token = await a.user("stopped-worker@example.com")
+    project_id, _ = await a.project(token, images=3)
+    await cluster.arm("item", after_items=1)
+    async with a.client(token) as http:
+        job_id = await start_export(http, project_id)
+        await cluster.held(job_id, "item")
+        cluster.disarm("item")
+        victim = cluster.holder(job_id)
+
+        if to == "main process":  # as `kill` or a container's stop does
+            os.kill(victim.pid, signal.SIGTERM)
+        else:  # as systemd does: the prefork children hear it too, before their parent forwards it
+            os.killpg(victim.pid, signal.SIGTERM)
+        await cluster.release(job_id, "item")
+        final = await settled(http, project_id, job_id, timeout=60)
+        log = await stored_log(http, project_id, job_id)
+
+    assert final["status"] == "completed", (final, cluster.logs())
+    assert_log_is_sound(log)
+    types = [(e["type"], e.get("attempt")) for e in log]
+    assert types.index(("export:queued", 1)) < types.index(("export:started", 2)), types  # given back, not finished
+    assert types[-1] == ("export:completed", None)
+    await eventually(lambda: not victim.alive(), timeout=30, message="the stopped worker to exit")
+    assert [zip_.parent.name for zip_ in cluster.zips(job_id)] == [f"{job_id}.2"]
+    assert [path.name for path in cluster.attempt_folders(job_id)] == [f"{job_id}.2"]
 
 
 async def test_an_api_node_killed_leaves_the_other_nodes_clients_whole_and_sync_fills_what_was_missed(

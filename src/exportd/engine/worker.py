@@ -10,6 +10,12 @@ comes. CPU-heavy steps run inline: the prefork pool is the process pool here,
 and each child yields the CPU to API nodes on the same machine: its main thread
 lowers its priority by ``EXPORTD_EXPORT_NICE`` before it starts any other
 thread, which inherit it.
+
+Told to stop (SIGTERM to the worker, or to each of its processes as systemd
+does), a child hands its running export back at once, as the embedded engine
+does at shutdown: the pipeline stops at its next item, the attempt's folder is
+removed and the job is committed `queued` again, which sends it to another
+worker. Celery's own warm shutdown would instead wait for the export to end.
 """
 
 from __future__ import annotations
@@ -18,12 +24,13 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
 import threading
 from collections.abc import Sequence
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_process_shutdown
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown, worker_shutting_down
 
 from exportd.config import Settings
 from exportd.domain.events import EventRecord
@@ -66,7 +73,16 @@ class WorkerProcess:
 
     def run(self, job_id: str) -> None:
         """The task's body: claim and run the job, here, to its last statement."""
+        if signal.getsignal(signal.SIGTERM) != self._told_to_stop:  # billiard sets its own after the child's init
+            signal.signal(signal.SIGTERM, self._told_to_stop)
         self._call(self.runner.run_job(job_id))
+
+    def _told_to_stop(self, _signum, _frame) -> None:
+        self.give_back()
+
+    def give_back(self) -> None:
+        """Hand every running export back to the queue (safe to call from a signal handler)."""
+        self.loop.call_soon_threadsafe(self.runner.halt_all, "shutdown")
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -127,8 +143,23 @@ def run_worker(settings: Settings, concurrency: int, loglevel: str = "INFO") -> 
         if _process is not None:
             _process.close()
 
+    controller: list = []
+
+    def stopping(**_kwargs) -> None:  # in the worker's main process, inside its signal handler
+        for pid in _children(controller[0] if controller else None):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    worker_init.connect(lambda sender, **_: controller.append(sender), weak=False)
+    worker_shutting_down.connect(stopping, weak=False)
     worker_process_init.connect(start_child, weak=False)
     worker_process_shutdown.connect(stop_child, weak=False)
     name = f"exportd-{os.getpid()}@{socket.gethostname()}"
     celery.worker_main(["worker", "--pool=prefork", f"--concurrency={concurrency}", f"--loglevel={loglevel}",
                         "-Q", settings.celery_queue, "-n", name, "--without-gossip", "--without-mingle"])
+
+
+def _children(controller) -> list[int]:
+    """The prefork pool's process ids (none before the pool has started)."""
+    pool = getattr(getattr(getattr(controller, "pool", None), "_pool", None), "_pool", None) or []
+    return [process.pid for process in pool if process.pid]
