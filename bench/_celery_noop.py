@@ -63,8 +63,9 @@ def _wait_until(predicate, timeout: float, interval: float, what: str):
     raise TimeoutError(f"celery baseline: timed out waiting for {what}")
 
 
-def measure(tasks: int = 2000, concurrency: int | None = None, warmup: int = 200) -> CeleryRate:
-    """Run `warmup` then `tasks` no-op tasks through a fresh prefork worker; the second batch is timed."""
+def measure(tasks: int = 2000, concurrency: int | None = None, warmup: int = 200, nice: int = 0) -> CeleryRate:
+    """Run `warmup` then `tasks` no-op tasks through a fresh prefork worker; the second batch is timed.
+    `nice`: added to the worker's niceness (as the workers it is compared with)."""
     concurrency = concurrency or os.cpu_count() or 1
     with app.connection_for_write() as connection:
         connection.default_channel.client.flushdb()
@@ -74,7 +75,8 @@ def measure(tasks: int = 2000, concurrency: int | None = None, warmup: int = 200
         [sys.executable, "-m", "celery", "-A", "_celery_noop", "worker", "--pool=prefork",
          f"--concurrency={concurrency}", "-Q", QUEUE, "--loglevel=WARNING", "--without-gossip",
          "--without-mingle", "--without-heartbeat"],
-        cwd=here, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=here, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        preexec_fn=(lambda: os.nice(nice)) if nice > 0 else None)  # noqa: PLW1509 - os.nice only
     try:
         _wait_until(lambda: app.control.ping(timeout=0.5), 60, 0.2, "the worker to answer a ping")
         for _ in range(warmup):
