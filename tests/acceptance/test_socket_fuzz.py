@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 import re
 from typing import Any
@@ -213,7 +214,7 @@ async def raw_frames(app, token: str, frames: list[str], *, connect_first: bool)
         return received, not ws.closed
 
 
-async def test_raw_packets_before_and_after_the_namespace_handshake_never_crash_the_server(tmp_path):
+async def test_raw_packets_before_and_after_the_namespace_handshake_never_crash_the_server(tmp_path, caplog):
     before = ['42["export:sync",{"jobId":"x"}]', '421["export:cancel",{}]', "41", "44{}", "43", "4",
               "49", "4x", "42[", "2", "6", "5",
               ""]  # last: an empty frame is not Engine.IO at all, and Engine.IO closes the connection
@@ -238,3 +239,7 @@ async def test_raw_packets_before_and_after_the_namespace_handshake_never_crash_
         assert number in acks, (number, late)
         assert acks[number]["success"] is False and acks[number]["code"] in ERROR_CODES, acks[number]
     assert ack["success"] is True and ack["events"] == stored
+    # each protocol violation is told in one line, never as an error with a traceback a client can repeat at will
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], caplog.text
+    malformed = [r for r in caplog.records if r.getMessage().startswith("malformed Socket.IO message from a client")]
+    assert len(malformed) >= 3 and all(r.levelno == logging.WARNING for r in malformed), caplog.text

@@ -11,7 +11,9 @@ or one that breaks the Socket.IO protocol itself closes that one connection.
 from __future__ import annotations
 
 import logging
+import traceback
 from http.cookies import SimpleCookie
+from pathlib import Path
 from typing import Any
 
 import socketio
@@ -52,6 +54,40 @@ class _NamedEventPacket(socketio.packet.Packet):
         return attachments
 
 
+class _ClientProtocolErrors(logging.Filter):
+    """A client's malformed packet is a one-line warning, not an error with a traceback.
+
+    python-socketio raises while it decodes or dispatches a packet that breaks the protocol (a
+    CONNECT_ERROR sent by a client, an unknown packet type, text that does not parse), and Engine.IO
+    logs each such failure with its traceback at ERROR: any client could fill the log with them.
+    A failure that went through exportd's own handlers keeps its traceback and its level.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and not _through_own_code(error):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg, record.args = "malformed Socket.IO message from a client: %s: %s", (type(error).__name__, error)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+_OWN_CODE = str(Path(__file__).resolve().parents[1])
+
+
+def _through_own_code(error: BaseException) -> bool:
+    """Whether any frame of the error's traceback is exportd's, other than the packet decoder's."""
+    decoder = _NamedEventPacket.decode.__code__
+    return any(frame.f_code.co_filename.startswith(_OWN_CODE) and frame.f_code is not decoder
+               for frame, _ in traceback.walk_tb(error.__traceback__))
+
+
+#: Engine.IO's logger: errors only, as by default, with clients' protocol errors told in one line
+transport_log = logging.getLogger("exportd.realtime.transport")
+transport_log.setLevel(logging.ERROR)
+transport_log.addFilter(_ClientProtocolErrors())
+
+
 def room(user_id: str) -> str:
     return f"user:{user_id}"
 
@@ -73,7 +109,7 @@ class CancelMessage(_Message):
 def create_sio(services: Services, *, allowed_origins: list[str], client_manager=None) -> socketio.AsyncServer:
     """The server; a browser handshake is accepted only from the origins `origin_check` allows."""
     sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins=origin_check(allowed_origins),
-                               client_manager=client_manager, logger=False, engineio_logger=False,
+                               client_manager=client_manager, logger=False, engineio_logger=transport_log,
                                max_http_buffer_size=MAX_MESSAGE_BYTES, serializer=_NamedEventPacket)
 
     @sio.event
