@@ -245,9 +245,11 @@ async def check_peer(dsn: str, job_ids: list[str], receiver: Receiver) -> list[s
     kinds = {job_id: [kind for _, kind in receiver.by_job.get(job_id, [])] for job_id in job_ids}
     in_order = sum(1 for job_id in job_ids if kinds[job_id] == expected)
     all_three = sum(1 for job_id in job_ids if sorted(kinds[job_id]) == sorted(expected))
+    short = [index for index, job_id in enumerate(job_ids) if sorted(kinds[job_id]) != sorted(expected)]
     return [f"  peer read back: {len(job_ids)} jobs, statuses {({row['status']: row['n'] for row in rows})}; "
             f"queued, started, completed received: {all_three}/{len(job_ids)}, in that order: "
-            f"{in_order}/{len(job_ids)}"]
+            f"{in_order}/{len(job_ids)}"
+            + (f"; jobs missing an event, by order of creation: {short[:10]}" if short else "")]
 
 
 def load() -> str:
