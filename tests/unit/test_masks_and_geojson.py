@@ -16,6 +16,7 @@ from shapely.geometry import shape
 from exportd.export.geometry import cells_of
 from exportd.export import masks
 from exportd.export.masks import label_image
+from exportd.export.raster import Window, cell_mask
 from exportd.export.source import ImageData, PolygonData, ProjectSnapshot
 from exportd.imports.labels import label_polygons
 
@@ -74,6 +75,39 @@ def test_overlapping_cells_are_painted_in_order_with_a_warning(tmp_path):
     labels, warnings = label_image(ImageData("i", "i.png", 20, 10, tmp_path / "i.png", (first, second)))
     assert (labels[:, 5:15] == 2).all() and (labels[:, :5] == 1).all()
     assert warnings == ["i.png: cells 2 overlap earlier cells; in the mask the later cell's pixels win"]
+
+
+def test_labels_painted_band_by_band_make_the_same_tiff_as_the_whole_array_at_once(tmp_path, monkeypatch):
+    """Bands of a few rows cut every cell, hole and overlap many times; the file must not change."""
+    rng = np.random.default_rng(7)
+    angles = np.linspace(0, 2 * np.pi, 37, endpoint=False)
+    polygons = []
+    for n in range(12):
+        cx, cy, r = rng.uniform(-10, 130), rng.uniform(-10, 90), rng.uniform(3, 40)
+        polygons.append(PolygonData(f"c{n}", "external", np.c_[cx + r * np.cos(angles), cy + r * np.sin(angles)]))
+        if n % 3 == 0:
+            polygons.append(PolygonData(f"h{n}", "internal", np.c_[cx + r / 3 * np.cos(angles),
+                                                                 cy + r / 3 * np.sin(angles)], parent_id=f"c{n}"))
+    image = ImageData("i", "i.png", 121, 83, tmp_path / "i.png", tuple(polygons))
+    whole, whole_warnings = label_image(image)  # 121 x 83 fits in one band
+    assert masks.BAND_PIXELS > whole.size and "overlap earlier cells" in whole_warnings[-1]
+    painted = np.zeros_like(whole)
+    for cell in cells_of(image)[0]:  # each cell over the whole image, in order
+        painted[cell_mask(cell, Window(0, 0, 83, 121))] = cell.number
+    assert (whole == painted).all()
+    expected = io.BytesIO()
+    tifffile.imwrite(expected, whole, compression="zlib", metadata=None)
+
+    monkeypatch.setattr(masks, "STRIP_BYTES", 2 * 121 * 3)  # strips of 3 rows
+    monkeypatch.setattr(masks, "BAND_PIXELS", 121 * 7)  # bands of 2 strips
+    banded, warnings = label_image(image)
+    assert (banded == whole).all() and warnings == whole_warnings
+    data, warnings = masks.image_mask(image)
+    assert warnings == whole_warnings and (tifffile.imread(io.BytesIO(data)) == whole).all()
+    with tifffile.TiffFile(io.BytesIO(data)) as tiff:
+        assert tiff.pages[0].rowsperstrip == 3 and len(tiff.pages[0].dataoffsets) == 28
+    monkeypatch.setattr(masks, "STRIP_BYTES", 1 << 18)
+    assert masks.image_mask(image) == (expected.getvalue(), whole_warnings)  # byte for byte, with tifffile's strips
 
 
 def test_geojson_is_a_valid_feature_collection_with_holes_classes_and_the_cells_areas(run_export, make_project):
