@@ -46,6 +46,7 @@ class Runtime:
         else:
             self.engine = LocalEngine(self.store, self.storage, settings, hooks)  # hears cancels first
             self.engine_name = "local"
+            self.services.pool = self.engine.pool  # label images are traced where export steps run
         self.metrics = Metrics()
         self.metrics.running.set_function(lambda: len(self.engine.running))
         self.store.subscribe(self.metrics.on_events)

@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
 import uuid
 from collections.abc import Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +25,7 @@ from exportd.config import Settings
 from exportd.domain import errors
 from exportd.domain.jobs import ACTIVE, CancelReason, JobStatus
 from exportd.domain.requests import Credentials, ExportRequest, PolygonIn
+from exportd.engine.children import SharedPool
 from exportd.engine.hooks import EngineHooks
 from exportd.export.formats import ANNOTATION_WRITERS, FEATURES, METRICS_WRITERS, available_formats
 from exportd.imports.batch import Existing, NewImage, Upload, prepare
@@ -32,6 +35,8 @@ from exportd.storage import LocalStorage, WriteProbe
 from exportd.store.repository import Repository
 from exportd.store.uow import Store
 from exportd.thumbnails import UnreadableImage, make_thumbnail, thumbnail_key
+
+log = logging.getLogger(__name__)
 
 MAX_SEQ = 2**63 - 1  #: the largest seq a store column holds; asking for events after more is asking after it
 
@@ -66,6 +71,7 @@ class Services:
         self.passwords = Passwords(fast=settings.password_hash_fast)
         self.tokens = Tokens(settings.secret_key, access_seconds=settings.access_token_seconds,
                              download_seconds=settings.download_token_seconds)
+        self.pool: SharedPool | None = None  #: the engine's process pool, where label images are traced
 
     # -- accounts --------------------------------------------------------------
 
@@ -175,8 +181,14 @@ class Services:
 
         known = [Existing(row.id, row.name, row.size, self.storage.path(row.storage_key).read_bytes)
                  for row in await self.store.query(existing)]
-        prepared = await asyncio.to_thread(prepare, images, known, segmentation=segmentation, coco=coco,
-                                           masks=masks, class_name=class_name)
+        pool = self.pool if self.pool is not None and self.pool.running else None  # else: in this thread
+        try:
+            prepared = await asyncio.to_thread(prepare, images, known, segmentation=segmentation, coco=coco,
+                                               masks=masks, class_name=class_name, pool=pool,
+                                               pool_workers=pool.workers if pool else 1)
+        except BrokenProcessPool:  # a pool process died (killed, out of memory); the next request gets a new one
+            log.warning("a process tracing label images stopped; the import of %d images was refused", len(images))
+            raise errors.TracingUnavailable(retry_after=self.settings.retry_after_seconds) from None
         if prepared.rejected:
             raise prepared.refusal()
         stored: list[tuple[str, str, NewImage]] = []

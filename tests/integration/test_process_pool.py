@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import zipfile
+from concurrent.futures.process import BrokenProcessPool
+
+import pytest
 
 from exportd.domain.requests import ExportRequest
 from exportd.engine.hooks import EngineHooks
@@ -63,5 +67,20 @@ async def test_export_threads_and_pool_workers_run_niced_while_the_event_loop_ke
         assert {pool.submit(os.nice, 0).result(timeout=30) for _ in range(4)} == {min(19, base + 7)}
         assert seen and set(seen) == {min(19, base + 7)}  # the pipeline thread
         assert os.nice(0) == base
+    finally:
+        await world.runtime.stop()
+
+
+async def test_after_a_pool_process_died_the_next_export_runs_in_a_new_pool(tmp_path, backend):
+    world = await make_world(tmp_path, images=2, export_processes=1)
+    try:
+        pool = world.runtime.engine.pool
+        with pytest.raises(BrokenProcessPool):
+            await asyncio.wrap_future(pool.submit(os._exit, 1))  # the process dies as an out-of-memory kill ends it
+        job, _ = await world.services.start_export(world.user_id, world.project_id, EVERYTHING)
+        final = await world.settled(job.id, timeout=60)
+
+        assert final.status == "completed", final.error
+        assert pool.replaced == 1
     finally:
         await world.runtime.stop()

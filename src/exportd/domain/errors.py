@@ -24,7 +24,8 @@
     ├── TooManyActiveExports  the per-user limit is reached
     └── ServiceUnavailable    exportd cannot write now; the request may be retried later
         ├── StorageUnavailable  the disk is full or read-only
-        └── StoreUnavailable    the database is full, read-only or unreachable
+        ├── StoreUnavailable    the database is full, read-only or unreachable
+        └── TracingUnavailable  a process tracing label images stopped
 
 Each error carries a ``code`` from the contract; ``api/errors.py`` maps codes to
 HTTP statuses and the SDK maps them back to these classes.
@@ -166,6 +167,10 @@ class StorageUnavailable(ServiceUnavailable):
 
 class StoreUnavailable(ServiceUnavailable):
     """The database is full or unavailable; nothing was saved. Try again later."""
+
+
+class TracingUnavailable(ServiceUnavailable):
+    """A server process tracing the label images stopped before it finished; nothing was stored. Try again."""
 
 
 def error_classes() -> dict[str, type[ExportdError]]:

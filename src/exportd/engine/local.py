@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
 from exportd.config import Settings
 from exportd.domain.errors import StoreUnavailable
 from exportd.domain.events import EventRecord
 from exportd.domain.jobs import EventType
-from exportd.engine.children import lower_priority, process_pool
+from exportd.engine.children import SharedPool, lower_priority
 from exportd.engine.hooks import EngineHooks
 from exportd.engine.runner import JobRunner
 from exportd.engine.running import RunningJob
@@ -36,9 +36,16 @@ class LocalEngine:
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._workers: list[asyncio.Task] = []
         self._executor: ThreadPoolExecutor | None = None  #: runs each export's pipeline
-        self._processes: ProcessPoolExecutor | None = None  #: CPU-heavy steps (overlays, metrics), all exports
+        #: CPU-heavy steps of every export (overlays, metrics) and of imports (tracing label images)
+        self._processes: SharedPool | None = (SharedPool(settings.export_processes, settings.export_nice)
+                                              if settings.export_processes else None)
         self._stopping = False
         store.subscribe(self.on_events)
+
+    @property
+    def pool(self) -> SharedPool | None:
+        """The process pool, for other CPU-heavy work of this server (imports); None: work inline."""
+        return self._processes
 
     @property
     def running(self) -> dict[str, RunningJob]:
@@ -56,8 +63,8 @@ class LocalEngine:
         nice = self.settings.export_nice  # pipelines and pool workers yield the CPU to the event loop
         self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="exportd-pipeline",
                                             initializer=lower_priority, initargs=(nice,))
-        if self.settings.export_processes and self._processes is None:
-            self._processes = process_pool(self.settings.export_processes, nice)  # they die with this process
+        if self._processes is not None:
+            self._processes.start()  # from the event loop's thread: they die with this process
         self.runner.executor, self.runner.processes = self._executor, self._processes
         for job_id in await self.runner.store.query(lambda repo: repo.pending_job_ids()):
             self._queue.put_nowait(job_id)
@@ -82,7 +89,6 @@ class LocalEngine:
             self._executor = None
         if self._processes is not None:
             self._processes.shutdown(wait=True, cancel_futures=True)
-            self._processes = None
         self.runner.executor = self.runner.processes = None
 
     # -- hearing the store -----------------------------------------------------

@@ -45,7 +45,7 @@ class Workers:
     ) -> None:
         self.check = check  #: raises ExportCancelled when the job must stop
         self.pool = pool
-        self.window = window or 2 * (getattr(pool, "_max_workers", None) or os.cpu_count() or 1)
+        self.window = window or 2 * (pool_size(pool) or os.cpu_count() or 1)
         self.live = live  #: a file that exists while the pool may work for this export (created on first use)
         self._outstanding: set[Future] = set()
 
@@ -108,6 +108,11 @@ class Workers:
             future = self.pool.submit(run_batch, fn, batch, args, self.live)
             self._outstanding.add(future)
             pending.append((batch, future))
+
+
+def pool_size(pool: Executor | None) -> int | None:
+    """The processes of a pool: the server's `SharedPool` says so; a bare ProcessPoolExecutor (tests) too."""
+    return getattr(pool, "workers", None) or getattr(pool, "_max_workers", None)
 
 
 def run_batch(fn: Callable[..., R], batch: list, args: tuple, live: Path | None = None) -> tuple[float, list[R]]:

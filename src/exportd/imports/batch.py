@@ -5,13 +5,24 @@ images or polygons as JSON for them), skips the images the project already
 holds (same name and same bytes), and gathers every file it must refuse with
 the reason. It touches neither the store nor the storage: the caller stores
 the result only when nothing was refused, so a request is all or nothing.
+
+Label images are read and traced in `pool` when the caller gives one (the
+server's process pool, shared with the exports), inline otherwise; the
+result is the same. A request keeps at most two label images per pool
+process in flight, and the pool takes work first come, first served, so an
+import waits at most for the batches the running exports already handed in,
+and an export at most for the label images the running requests handed in.
+A worker that died fails the request with `BrokenProcessPool` before anything
+is stored.
 """
 
 from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +37,7 @@ from exportd.domain.limits import MAX_POINTS_PER_POLYGON as MAX_POINTS
 from exportd.domain.limits import MAX_POLYGONS_PER_IMAGE as MAX_POLYGONS
 from exportd.domain.requests import IMAGE_POLYGONS, PolygonIn
 from exportd.imports import coco as coco_files
-from exportd.imports.labels import UnreadableLabels, label_polygons, read_labels
+from exportd.imports.labels import TracedLabels, trace_label_file
 from exportd.imports.matching import match_labels
 from exportd.segmentation import polygon_rows
 
@@ -88,7 +99,8 @@ class Prepared:
 
 def prepare(images: Sequence[Upload], existing: Sequence[Existing], *,
             segmentation: dict[str, list[PolygonIn]] | None = None, coco: Upload | None = None,
-            masks: Sequence[Upload] = (), class_name: str = "cell") -> Prepared:
+            masks: Sequence[Upload] = (), class_name: str = "cell", pool: Executor | None = None,
+            pool_workers: int = 1) -> Prepared:
     """Check one request's files; see the module's docstring. Raises BadRequest for a request without images."""
     if not images:
         raise BadRequest("No images were uploaded.", field="files")
@@ -123,7 +135,7 @@ def prepare(images: Sequence[Upload], existing: Sequence[Existing], *,
         source = dict.fromkeys(polygons, coco.name)
     elif masks:
         _check_class_name(class_name)
-        traced, source = _mask_polygons(masks, checked, result, class_name)
+        traced, source = _mask_polygons(masks, checked, result, class_name, pool, pool_workers)
     elif segmentation:
         polygons = {name: [shape.model_dump(by_alias=True, exclude_none=True) for shape in shapes]
                     for name, shapes in segmentation.items()}
@@ -168,36 +180,58 @@ def _coco_polygons(coco: Upload, checked: dict[str, tuple[int, int, str]],
 
 
 def _mask_polygons(masks: Sequence[Upload], checked: dict[str, tuple[int, int, str]], result: Prepared,
-                   class_name: str) -> tuple[dict[str, list[dict]], dict[str, str]]:
+                   class_name: str, pool: Executor | None,
+                   pool_workers: int) -> tuple[dict[str, list[dict]], dict[str, str]]:
     matched = match_labels(checked, [mask.name for mask in masks])
+    work = [(mask.data, matched[mask.name], checked[matched[mask.name]][:2]) for mask in masks if mask.name in matched]
+    traced = _traced(work, class_name, pool, 2 * pool_workers)
     polygons: dict[str, list[dict]] = {}
     source: dict[str, str] = {}
-    for mask in masks:
-        image = matched.get(mask.name)
-        if image is None:
-            result.warnings.append(f"{mask.name}: no uploaded image has its stem; not used")
-            continue
-        if image in polygons:
-            result.reject(mask.name, f"a second label image for {image}", image)
-            continue
-        try:
-            labels = read_labels(mask.data)
-        except UnreadableLabels as error:
-            result.reject(mask.name, str(error), image)
-            continue
-        width, height, _ = checked[image]
-        if labels.shape != (height, width):
-            result.reject(mask.name, f"is {labels.shape[1]}x{labels.shape[0]}, its image {image} is {width}x{height}",
-                          image)
-            continue
-        polygons[image], warnings = label_polygons(labels, class_name=class_name, max_points=MAX_POINTS,
-                                                   max_image_points=MAX_POINTS_PER_IMAGE)
-        source[image] = mask.name
-        result.warnings += [f"{mask.name}: {message}" for message in warnings]
+    try:
+        for mask in masks:
+            image = matched.get(mask.name)
+            if image is None:
+                result.warnings.append(f"{mask.name}: no uploaded image has its stem; not used")
+                continue
+            labels = next(traced)
+            if image in polygons:
+                result.reject(mask.name, f"a second label image for {image}", image)
+                continue
+            if labels.refusal is not None:
+                result.reject(mask.name, labels.refusal, image)
+                continue
+            polygons[image] = labels.polygons
+            source[image] = mask.name
+            result.warnings += [f"{mask.name}: {message}" for message in labels.warnings]
+    finally:
+        traced.close()  # drops what the pool has not started
     for image in checked:
         if image not in polygons and image not in matched.values():
             result.warnings.append(f"{image}: no label image; imported without cells")
     return polygons, source
+
+
+def _traced(work: list[tuple[bytes, str, tuple[int, int]]], class_name: str, pool: Executor | None,
+            window: int) -> Iterator[TracedLabels]:
+    """`trace_label_file` of each (data, image, size), in order: inline, or in `pool` with at most
+    `window` in flight."""
+    options = {"class_name": class_name, "max_points": MAX_POINTS, "max_image_points": MAX_POINTS_PER_IMAGE}
+    if pool is None:
+        for data, image, size in work:
+            yield trace_label_file(data, image, size, **options)
+        return
+    waiting = iter(work)
+    pending: deque[Future[TracedLabels]] = deque()
+    try:
+        while True:
+            while len(pending) < window and (item := next(waiting, None)) is not None:
+                pending.append(pool.submit(trace_label_file, *item, **options))
+            if not pending:
+                return
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
 
 
 def _check_class_name(class_name: str) -> None:

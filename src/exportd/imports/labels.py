@@ -6,11 +6,16 @@ PNG and TIFF files are read (TIFF with tifffile, PNG with Pillow); colour
 images, floating-point data and negative labels are refused with the reason.
 A label image belongs to the image whose file stem it shares, or that stem
 followed by one of `matching.SUFFIXES` (Cellpose's `<stem>_cp_masks.png`, …).
+
+`trace_label_file` is the whole of one label image's work, bytes in and
+polygons out, as a process pool runs it: plain data both ways (the points are
+NumPy arrays, which pickle as their buffer).
 """
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import numpy as np
 import tifffile
@@ -64,6 +69,30 @@ def read_labels(data: bytes) -> np.ndarray:
             raise UnreadableLabels("holds negative labels")
         array = array.astype(np.uint32)
     return array
+
+
+@dataclass(frozen=True, slots=True)
+class TracedLabels:
+    """One label image's polygons (`label_polygons`) and warnings, or why it cannot be used."""
+
+    polygons: list[dict]
+    warnings: list[str]
+    refusal: str | None = None  #: the reason it is refused: unreadable, or not the size of its image
+
+
+def trace_label_file(data: bytes, image: str, size: tuple[int, int], *, class_name: str = "cell", max_points: int | None = None,
+                     max_image_points: int | None = None) -> TracedLabels:
+    """Read a label image meant for `image`, of `size` (width, height), and trace it (`label_polygons`)."""
+    try:
+        labels = read_labels(data)
+    except UnreadableLabels as error:
+        return TracedLabels([], [], str(error))
+    width, height = size
+    if labels.shape != (height, width):
+        return TracedLabels([], [], f"is {labels.shape[1]}x{labels.shape[0]}, its image {image} is {width}x{height}")
+    polygons, warnings = label_polygons(labels, class_name=class_name, max_points=max_points,
+                                        max_image_points=max_image_points)
+    return TracedLabels(polygons, warnings)
 
 
 def label_polygons(labels: np.ndarray, *, class_name: str = "cell", max_points: int | None = None,

@@ -15,17 +15,21 @@ exactly on the line through their neighbours: a tolerance of 0 px, see
 is simplified further (Douglas-Peucker, `skimage.measure.approximate_polygon`),
 the tolerance doubling from `COARSE_TOLERANCE` until it fits, and the image gets
 a warning.
+
+Every process that traces pays for what it imports (the server, and each
+process of its pool, which traces for it), so this module needs no SciPy for
+the usual work (`boxes` finds each label's bounding box, as
+`scipy.ndimage.find_objects` would, saving 30 MB a process), and imports
+scikit-image when it first traces, and Douglas-Peucker only when an outline
+must be simplified (its module brings SciPy's signal and stats packages, 55 MB).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage
-from shapely import Point, Polygon
-from skimage.measure import approximate_polygon, find_contours
 
 TOLERANCE = 0.0  #: px: only points on straight runs go
 COARSE_TOLERANCE = 0.5  #: px: the first tolerance tried when a polygon has more points than its budget
@@ -47,16 +51,50 @@ def regions(labels: np.ndarray, *, max_points: int | None = None) -> Iterator[Re
 
     `max_points` bounds the points of each outline and each hole.
     """
+    from skimage.measure import find_contours
+
     if labels.ndim != 2:
         raise ValueError("a label image has two dimensions")
-    for index, box in enumerate(ndimage.find_objects(labels), 1):
-        if box is None:
-            continue
-        yield from _label_regions(labels, index, box, max_points)
+    for label, box in boxes(labels):
+        yield from _label_regions(labels, label, box, max_points, find_contours)
 
 
-def _label_regions(labels: np.ndarray, label: int, box: tuple[slice, slice],
-                   max_points: int | None) -> Iterator[Region]:
+def boxes(labels: np.ndarray) -> Iterator[tuple[int, tuple[slice, slice]]]:
+    """(label, (rows, columns)) of every non-zero label of a 2-D image, in label order: the bounding
+    box of its pixels, as `scipy.ndimage.find_objects` gives it for the labels present.
+
+    From the image's runs (a run: pixels of one value in one row), so the work is one pass over the
+    pixels and then over the runs, and SciPy's 30 MB are not needed.
+    """
+    height, width = labels.shape
+    if not labels.size:
+        return
+    flat = np.ascontiguousarray(labels).reshape(-1)
+    starting = np.empty(flat.size, dtype=bool)  # a run starts where the value changes, and at each row
+    starting[0] = True
+    np.not_equal(flat[1:], flat[:-1], out=starting[1:])
+    starting[::width] = True
+    starts = np.flatnonzero(starting)
+    ends = np.append(starts[1:], flat.size) - 1  # each run's last pixel, in its own row
+    values = flat[starts]
+    cell = values != 0
+    starts, ends, values = starts[cell], ends[cell], values[cell]
+    if not values.size:
+        return
+    order = np.argsort(values, kind="stable")
+    starts, ends, values = starts[order], ends[order], values[order]
+    rows, first = np.divmod(starts, width)
+    last = ends - rows * width
+    present, where = np.unique(values, return_index=True)
+    top, bottom = np.minimum.reduceat(rows, where), np.maximum.reduceat(rows, where)
+    left, right = np.minimum.reduceat(first, where), np.maximum.reduceat(last, where)
+    for label, r0, r1, c0, c1 in zip(present.tolist(), top.tolist(), bottom.tolist(), left.tolist(), right.tolist(),
+                                     strict=True):
+        yield label, (slice(r0, r1 + 1), slice(c0, c1 + 1))
+
+
+def _label_regions(labels: np.ndarray, label: int, box: tuple[slice, slice], max_points: int | None,
+                   find_contours: Callable[..., list[np.ndarray]]) -> Iterator[Region]:
     offset = (box[1].start - 0.5, box[0].start - 0.5)  # (r, c) in the padded crop -> (x, y) in the image
     window = labels[box]
     crop = np.zeros((window.shape[0] + 2, window.shape[1] + 2), dtype=np.uint8)  # padded: contours close
@@ -89,13 +127,19 @@ def simplified(ring: np.ndarray, max_points: int | None = None, *,
     and the tolerance used.
     """
     if tolerance is not None:
-        coarse = approximate_polygon(np.vstack([ring, ring[:1]]), tolerance)[:-1]
+        coarse = _douglas_peucker(np.vstack([ring, ring[:1]]), tolerance)[:-1]
         return coarse if len(coarse) >= 3 else ring
     used = TOLERANCE
     while max_points is not None and len(ring) > max_points and used < MAX_TOLERANCE:
         used = COARSE_TOLERANCE if used < COARSE_TOLERANCE else used * 2
-        ring = approximate_polygon(np.vstack([ring, ring[:1]]), used)[:-1]
+        ring = _douglas_peucker(np.vstack([ring, ring[:1]]), used)[:-1]
     return ring, used
+
+
+def _douglas_peucker(coords: np.ndarray, tolerance: float) -> np.ndarray:
+    from skimage.measure import approximate_polygon
+
+    return approximate_polygon(coords, tolerance)
 
 
 def _corners(contour: np.ndarray) -> np.ndarray:
@@ -120,6 +164,8 @@ def _signed_area(contour: np.ndarray) -> float:
 
 
 def _owner(found: list[Region], hole: np.ndarray) -> Region | None:
+    from shapely import Point, Polygon
+
     probe = Point(*hole[0])
     for region in found:
         if Polygon(region.outline).covers(probe):
