@@ -9,7 +9,7 @@ from skimage.measure import label
 from exportd.export.raster import rasterize
 from exportd.imports.labels import label_polygons
 from exportd.imports.matching import match_labels
-from exportd.imports.trace import regions
+from exportd.imports.trace import boxes, regions
 
 
 def repainted(labels: np.ndarray, max_points: int | None = None) -> np.ndarray:
@@ -84,3 +84,19 @@ def test_an_image_over_its_point_budget_is_simplified_as_a_whole_and_says_so():
     assert all(len(p["points"]) >= 3 for p in fitted)
     assert any(w.startswith("outlines simplified with a tolerance of") and f"to fit {budget} points" in w
                for w in warnings)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32])
+def test_each_labels_box_is_the_one_scipy_finds(dtype):
+    from scipy import ndimage
+
+    rng = np.random.default_rng(int(np.dtype(dtype).itemsize))
+    for _ in range(400):
+        height, width = (int(n) for n in rng.integers(1, 40, 2))
+        labels = np.zeros((height, width), dtype)
+        for _ in range(int(rng.integers(0, 15))):
+            top, left = rng.integers(0, height), rng.integers(0, width)
+            labels[top:top + rng.integers(1, 10), left:left + rng.integers(1, 10)] = rng.integers(1, 200)
+        for image in (labels, labels.T):  # .T: not C-contiguous
+            expected = [(n, box) for n, box in enumerate(ndimage.find_objects(image), 1) if box is not None]
+            assert list(boxes(image)) == expected
