@@ -314,10 +314,12 @@ class Services:
     async def cancel(self, user_id: str, project_id: str, job_id: str) -> Row:
         """Cancel a pending or processing export. Idempotent once cancelled; 409 once completed or failed."""
         def cancel(repo: Repository) -> Row:
-            _existing_user(repo, user_id)
             job = repo.cancel(job_id, reason=CancelReason.USER_CANCELLED, cancelled_by=user_id,
                               user_id=user_id, project_id=project_id)
-            return job if job is not None else _visible_job(repo, user_id, project_id, job_id)
+            if job is not None:  # the job is the user's, so the account exists (a job's user is a foreign key)
+                return job
+            _existing_user(repo, user_id)
+            return _visible_job(repo, user_id, project_id, job_id)
 
         job = await self.store.apply(cancel)
         if job.status == JobStatus.CANCELLED:

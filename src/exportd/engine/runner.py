@@ -103,8 +103,12 @@ class JobRunner:
 
             def export():
                 scratch.mkdir(parents=True, exist_ok=True)
-                return build_export(snapshot, options, scratch, job_id=job.id, generated_at=datetime.now(UTC),
-                                    ctx=context, pool=self.processes, started_at=job.created_at)
+                try:
+                    return build_export(snapshot, options, scratch, job_id=job.id, generated_at=datetime.now(UTC),
+                                        ctx=context, pool=self.processes, started_at=job.created_at)
+                except ExportCancelled:
+                    _remove(scratch)  # at once, on this thread: not after a hop to the loop and another thread
+                    raise
 
             result = await self._supervise(running, loop.run_in_executor(self.executor, export))
             await self.hooks.before_complete(job.id, job.attempt)

@@ -78,11 +78,15 @@ class Repository:
         self._now: datetime | None = None
 
     def now(self) -> datetime:
-        """The store's clock. On PostgreSQL the database's own (`now()`, once per transaction), so leases,
-        deadlines and the reaper agree on every node; on SQLite this process's, which is the machine's."""
+        """The store's clock. On PostgreSQL the database's own (`now()`: the transaction's start), so leases,
+        deadlines and the reaper agree on every node; on SQLite this process's, which is the machine's.
+
+        On PostgreSQL the job statements read that clock where they run (`sql.DB_CLOCK`) and the time they
+        stamped is kept for the rest of the transaction; only a transaction that needs the time before any
+        of them asks the database for it here, once."""
         if self._db_clock:
             if self._now is None:
-                self._now = self.conn.execute(sql.DB_NOW).scalar_one().replace(tzinfo=UTC)
+                self._now = self.conn.execute(sql.DB_NOW).scalar_one()
             return self._now
         return utcnow()
 
@@ -365,21 +369,24 @@ class Repository:
 
     def create_job(self, *, project_id: str, user_id: str, options: dict[str, Any], project_name: str) -> Row:
         """Insert a `pending` job with its `export:queued` event (seq 1)."""
-        now = self.now()
-        job = self._insert(sql.INSERT_JOB, {
-            "id": new_id(), "project_id": project_id, "user_id": user_id, "status": JobStatus.PENDING.value,
-            "seq": 1, "attempt": 0, "progress": 0.0, "options": options, "project_name": project_name,
-            "created_at": now, "updated_at": now, "warnings": [],
-        }).one()
+        row = {"id": new_id(), "project_id": project_id, "user_id": user_id, "status": JobStatus.PENDING.value,
+               "seq": 1, "attempt": 0, "progress": 0.0, "options": options, "project_name": project_name,
+               "warnings": []}
+        if self._db_clock:
+            job = self._insert(sql.INSERT_JOB_DB_CLOCK, row).one()
+            now = self._now = job.created_at
+        else:
+            now = utcnow()
+            job = self._insert(sql.INSERT_JOB, {**row, "created_at": now, "updated_at": now}).one()
         self._record(job, ev.Queued(**self._base(job, now), queued_at=iso(now), position=self.queue_position(job),
                                     attempt=0))
         return job
 
     def claim(self, job_id: str, *, lease_seconds: float) -> Row | None:
-        now = self.now()
-        job = self._transition(CLAIM, job_id, now, started_at=now, progress=0.0,  # each attempt starts again
-                               lease_expires_at=now + timedelta(seconds=lease_seconds), attempt=None)
+        job = self._transition(CLAIM, job_id, stamped=("started_at",), lease_seconds=lease_seconds,
+                               progress=0.0, attempt=None)  # each attempt starts again
         if job is not None:
+            now = job.updated_at
             estimate = self._run(sql.LAST_PROCESSING_TIME, {"project_id": job.project_id}).scalar()
             self._record(job, ev.Started(**self._base(job, now), started_at=iso(now),
                                          estimated_duration=estimate, attempt=job.attempt))
@@ -390,11 +397,10 @@ class Repository:
                  item: str | None = None) -> Row | None:
         """Record progress and renew the lease; nothing happens when the job is no longer this attempt's,
         or progress would fall. `item` names what the stage just finished (usually an image)."""
-        now = self.now()
-        job = self._transition(PROGRESS, job_id, now, fence=attempt, guards={"progress_not_above": None},
-                               progress=progress, stage=stage, message=message,
-                               lease_expires_at=now + timedelta(seconds=lease_seconds))
+        job = self._transition(PROGRESS, job_id, fence=attempt, guards={"progress_not_above": None},
+                               lease_seconds=lease_seconds, progress=progress, stage=stage, message=message)
         if job is not None:
+            now = job.updated_at
             self._record(job, ev.Progress(
                 **self._base(job, now), progress=progress, stage=stage,
                 stage_progress=ev.StageProgress(current=current, total=total, current_item=item or None),
@@ -403,9 +409,13 @@ class Repository:
         return job
 
     def renew_lease(self, job_id: str, attempt: int, *, lease_seconds: float) -> bool:
-        result = self._run(sql.RENEW_LEASE, {
-            "job_id": job_id, "guard_attempt": attempt,
-            "new_lease_expires_at": self.now() + timedelta(seconds=lease_seconds)})
+        if self._db_clock:
+            result = self._run(sql.RENEW_LEASE_DB_CLOCK, {
+                "job_id": job_id, "guard_attempt": attempt, "lease_seconds": float(lease_seconds)})
+        else:
+            result = self._run(sql.RENEW_LEASE, {
+                "job_id": job_id, "guard_attempt": attempt,
+                "new_lease_expires_at": utcnow() + timedelta(seconds=lease_seconds)})
         return result.rowcount == 1
 
     def unused_export_name(self, user_id: str, job_id: str, names: Sequence[str]) -> str:
@@ -420,12 +430,12 @@ class Repository:
 
     def complete(self, job_id: str, attempt: int, *, file_path: str, file_name: str, export_size: int,
                  warnings: list[str], processing_time: float) -> Row | None:
-        now = self.now()
-        job = self._transition(COMPLETE, job_id, now, fence=attempt, completed_at=now, file_path=file_path,
+        job = self._transition(COMPLETE, job_id, fence=attempt, stamped=("completed_at",), file_path=file_path,
                                file_name=file_name, export_size=export_size, warnings=warnings, progress=100.0,
                                lease_expires_at=None, stage="compression", message="Export ready",
                                processing_time=processing_time)
         if job is not None:
+            now = job.updated_at
             self._record(job, ev.Completed(
                 **self._base(job, now), completed_at=iso(now), processing_time=processing_time,
                 export_size=export_size, file_name=file_name,
@@ -435,22 +445,22 @@ class Repository:
 
     def fail(self, job_id: str, attempt: int, *, error: str, code: str, retryable: bool,
              lease_expired_before: datetime | None = None) -> Row | None:
-        now = self.now()
         guards = {} if lease_expired_before is None else {"lease_expired": lease_expired_before}
-        job = self._transition(FAIL, job_id, now, fence=attempt, guards=guards, failed_at=now, error=error,
+        job = self._transition(FAIL, job_id, fence=attempt, guards=guards, stamped=("failed_at",), error=error,
                                error_code=code, retryable=retryable, lease_expires_at=None)
         if job is not None:
+            now = job.updated_at
             self._record(job, ev.Failed(**self._base(job, now), failed_at=iso(now), error=error, code=code,
                                         retryable=retryable))
         return job
 
     def requeue(self, job_id: str, attempt: int, *, lease_expired_before: datetime | None) -> Row | None:
         """Hand a job back to the queue: its lease expired (reaper) or its worker shut down (None)."""
-        now = self.now()
         guards = {} if lease_expired_before is None else {"lease_expired": lease_expired_before}
-        job = self._transition(REQUEUE, job_id, now, fence=attempt, guards=guards, lease_expires_at=None,
+        job = self._transition(REQUEUE, job_id, fence=attempt, guards=guards, lease_expires_at=None,
                                progress=0.0, stage=None, message="Waiting to be retried")
         if job is not None:
+            now = job.updated_at
             self._record(job, ev.Queued(**self._base(job, now), queued_at=iso(now),
                                         position=self.queue_position(job), attempt=job.attempt))
         return job
@@ -459,7 +469,6 @@ class Repository:
                user_id: str | None = None, project_id: str | None = None, attempt: int | None = None) -> Row | None:
         """Cancel a pending or processing job; with `user_id`/`project_id`, only if it is theirs; with
         `attempt` (a time limit, judged on one attempt's start), only while that attempt still holds it."""
-        now = self.now()
         guards: dict[str, Any] = {}
         if user_id is not None:
             guards["owner"] = user_id
@@ -467,10 +476,11 @@ class Repository:
             guards["project"] = project_id
         if attempt is not None:
             guards["held_by"] = attempt
-        job = self._transition(CANCEL, job_id, now, guards=guards, cancelled_at=now, reason=reason.value,
+        job = self._transition(CANCEL, job_id, guards=guards, stamped=("cancelled_at",), reason=reason.value,
                                cancelled_by=cancelled_by, previous_status=None, lease_expires_at=None,
                                message="Export cancelled")
         if job is not None:
+            now = job.updated_at
             self._record(job, ev.Cancelled(
                 **self._base(job, now), cancelled_at=iso(now), reason=reason, cancelled_by=cancelled_by,
                 previous_status=job.previous_status, progress=job.progress, message=ev.CANCEL_MESSAGES[reason],
@@ -479,21 +489,35 @@ class Repository:
 
     # -- helpers ---------------------------------------------------------------
 
-    def _transition(self, transition: Transition, job_id: str, now: datetime, *, fence: int | None = None,
-                    guards: dict[str, Any] | None = None, **values: Any) -> Row | None:
+    def _transition(self, transition: Transition, job_id: str, *, fence: int | None = None,
+                    guards: dict[str, Any] | None = None, stamped: tuple[str, ...] = (),
+                    lease_seconds: float | None = None, **values: Any) -> Row | None:
         """The one guarded UPDATE of a transition. None: the job was not in a source state (or not ours).
 
         `values` are the columns to set; a value of None for a column in `sql.COMPUTED` (attempt,
-        previous_status) means "computed from the row", e.g. attempt = attempt + 1.
+        previous_status) means "computed from the row", e.g. attempt = attempt + 1. `updated_at` and the
+        `stamped` columns get the store's clock, which the row returns; `lease_seconds` sets the lease to
+        end that long after it. On PostgreSQL the statement reads the database's clock itself.
         """
         if transition.fenced and fence is None:
             raise ValueError(f"{transition.name} is fenced: it needs the worker's attempt")
         guards = guards or {}
-        statement = sql.transition(transition, tuple(sorted(guards)), tuple(sorted(values)))
-        params = {"job_id": job_id, "now": now, "guard_attempt": fence}
+        statement = sql.transition(transition, tuple(sorted(guards)), tuple(sorted(values)), stamped,
+                                   lease_seconds is not None, self._db_clock)  # positional: a cheaper cache key
+        params: dict[str, Any] = {"job_id": job_id, "guard_attempt": fence}
+        if self._db_clock:
+            if lease_seconds is not None:
+                params["lease_seconds"] = float(lease_seconds)
+        else:
+            params["now"] = now = utcnow()
+            if lease_seconds is not None:
+                params["new_lease_expires_at"] = now + timedelta(seconds=lease_seconds)
         params.update({f"new_{name}": value for name, value in values.items() if name not in sql.COMPUTED})
         params.update({_GUARD_PARAMS[name]: value for name, value in guards.items() if name in _GUARD_PARAMS})
-        return self._run(statement, params).one_or_none()
+        job = self._run(statement, params).one_or_none()
+        if job is not None and self._db_clock:
+            self._now = job.updated_at  # the transaction's clock: later statements of it stamp the same time
+        return job
 
     def _run(self, statement, params: dict[str, Any]):
         """One of the hot statements of `sql`: prepared on SQLite (see prepared.py), as usual elsewhere."""

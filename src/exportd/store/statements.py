@@ -1,18 +1,24 @@
 """The job state machine's statements, built once with bind parameters.
 
-A transition's UPDATE depends only on the transition, which guards it adds and
-which columns it sets; each combination is built the first time it is needed
-and reused, so the hot path never rebuilds or re-hashes a statement.
+A transition's UPDATE depends only on the transition, which guards it adds,
+which columns it sets and whose clock it reads; each combination is built the
+first time it is needed and reused, so the hot path never rebuilds or
+re-hashes a statement.
+
+The clock. On PostgreSQL a statement reads the database's own time where it
+runs (``DB_CLOCK``: the transaction's ``now()``), so a transition costs no
+separate ``SELECT now()`` and every node stamps and compares leases by one
+clock. On SQLite the time is this process's, passed as the ``now`` parameter.
 """
 
 from __future__ import annotations
 
 from functools import cache
 
-from sqlalchemy import and_, bindparam, exists, func, insert, literal, or_, select, update
+from sqlalchemy import Float, and_, bindparam, exists, func, insert, literal, or_, select, update
 
 from exportd.domain.jobs import ACTIVE, JobStatus, Transition
-from exportd.store.tables import export_events, export_jobs, project_shares, projects, users
+from exportd.store.tables import UTCDateTime, export_events, export_jobs, project_shares, projects, users
 
 jobs = export_jobs
 
@@ -33,6 +39,22 @@ COMPUTED = {
     "previous_status": jobs.c.status,
 }
 
+#: the database's clock inside a statement, as naive UTC like every stored timestamp (PostgreSQL): the
+#: transaction's start, the same value in each of its statements
+DB_CLOCK = func.timezone("UTC", func.now(), type_=UTCDateTime)
+
+
+def clock(db_clock: bool):
+    """The time a statement stamps: the database's where it runs, or the ``now`` parameter (this process's)."""
+    return DB_CLOCK if db_clock else bindparam("now")
+
+
+def lease_from_now(db_clock: bool):
+    """A lease's end: ``lease_seconds`` after the database's now, or the ``new_lease_expires_at`` parameter."""
+    if not db_clock:
+        return bindparam("new_lease_expires_at")
+    return DB_CLOCK + func.make_interval(0, 0, 0, 0, 0, 0, bindparam("lease_seconds", type_=Float))
+
 
 def status_in(statuses):
     """`status IN (…)` as ORs of plain parameters: an IN of a list is an expanding parameter, re-rendered every run."""
@@ -40,33 +62,51 @@ def status_in(statuses):
 
 
 @cache
-def transition(t: Transition, guards: tuple[str, ...], columns: tuple[str, ...]):
-    """UPDATE … WHERE id AND status IN sources [AND attempt] [AND guards] SET status, seq+1, … RETURNING *."""
+def transition(t: Transition, guards: tuple[str, ...], columns: tuple[str, ...], stamped: tuple[str, ...] = (),
+               lease: bool = False, db_clock: bool = False):
+    """UPDATE … WHERE id AND status IN sources [AND attempt] [AND guards] SET status, seq+1, … RETURNING *.
+
+    `updated_at` and the `stamped` columns are set to the statement's clock; with `lease`, the lease runs
+    out `lease_seconds` after it."""
     conditions = [jobs.c.id == bindparam("job_id"), status_in(t.sources)]
     if t.fenced:
         conditions.append(jobs.c.attempt == bindparam("guard_attempt"))
     conditions.extend(GUARDS[name] for name in guards)
+    now = clock(db_clock)
     values = {name: COMPUTED.get(name, bindparam(f"new_{name}")) for name in columns}
+    values.update({name: now for name in stamped})
+    if lease:
+        values["lease_expires_at"] = lease_from_now(db_clock)
     return (
         update(jobs)
         .where(*conditions)
-        .values(status=t.target.value, seq=jobs.c.seq + 1, updated_at=bindparam("now"), **values)
+        .values(status=t.target.value, seq=jobs.c.seq + 1, updated_at=now, **values)
         .returning(*jobs.c)
     )
 
 
-#: the database's clock, as naive UTC like every stored timestamp (PostgreSQL)
-DB_NOW = select(func.timezone("UTC", func.now()))
+#: the database's clock read on its own, for a transaction whose statements need it as a value (PostgreSQL)
+DB_NOW = select(DB_CLOCK)
 USER_BY_ID = select(users).where(users.c.id == bindparam("user_id"))
 INSERT_JOB = insert(jobs).returning(*jobs.c)
+#: a new job stamped by the database's clock (PostgreSQL)
+INSERT_JOB_DB_CLOCK = insert(jobs).values(created_at=DB_CLOCK, updated_at=DB_CLOCK).returning(*jobs.c)
 INSERT_EVENT = insert(export_events)
 JOB_BY_ID = select(jobs).where(jobs.c.id == bindparam("job_id"))
-RENEW_LEASE = (
-    update(jobs)
-    .where(jobs.c.id == bindparam("job_id"), jobs.c.status == JobStatus.PROCESSING.value,
-           jobs.c.attempt == bindparam("guard_attempt"))
-    .values(lease_expires_at=bindparam("new_lease_expires_at"))
-)
+
+
+def _renew_lease(db_clock: bool):
+    """The lease renewal of a worker's attempt: fenced by status and attempt, no event."""
+    return (
+        update(jobs)
+        .where(jobs.c.id == bindparam("job_id"), jobs.c.status == JobStatus.PROCESSING.value,
+               jobs.c.attempt == bindparam("guard_attempt"))
+        .values(lease_expires_at=lease_from_now(db_clock))
+    )
+
+
+RENEW_LEASE = _renew_lease(db_clock=False)
+RENEW_LEASE_DB_CLOCK = _renew_lease(db_clock=True)
 QUEUE_POSITION = select(func.count()).where(
     jobs.c.status == JobStatus.PENDING.value,
     jobs.c.created_at <= bindparam("created_at"),
