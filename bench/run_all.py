@@ -13,7 +13,7 @@ from pathlib import Path
 
 BENCHMARKS = ("cancel_latency", "event_latency", "throughput", "store_writes", "export_originals",
               "export_parallel", "export_memory", "import_masks", "cluster_scaling", "saturation",
-              "remote_cancel", "cluster_throughput", "worker_path")
+              "remote_cancel", "cluster_throughput", "worker_path", "fanout", "notify_commits")
 
 
 def main() -> int:
