@@ -33,8 +33,9 @@ The two are measured in alternating rounds (exportd, bare, exportd, bare, ...)
 after a warm-up of each, 2 x 2,000 = 4,000 events per side at 1,000/s. Printed:
 p50 / p99 / max of both, the exportd/bare ratios (target: exportd p99 <= 1.5x
 bare p99), the pace each side actually achieved (a late event is sent at once,
-so a side that cannot keep up runs flat out), the time one progress
-transaction takes, and the CPU each thread used. Then the same at a pace one
+so a side that cannot keep up runs flat out), exportd's latency split at the
+relay's ``sio.emit`` (commit -> emit, emit -> client handler), the time one
+progress transaction takes, and the CPU each thread used. Then the same at a pace one
 progress writer sustains (300/s by default, ``--low-rate``), for reference:
 latency at 1,000/s includes queueing behind the writes when the store cannot
 keep the pace.
@@ -107,6 +108,7 @@ class Exportd:
         self.receiver = Receiver()
         self.committed: dict[tuple[str, int], float] = {}
         self.emitted_at: dict[tuple[str, int], float] = {}  #: when the relay called sio.emit
+        self.split: list[tuple[float, float]] = []  #: (commit -> emit, emit -> client handler) per event
         self.payloads: list[dict] = []
         self.progress = 0.0
         self.write_seconds: list[float] = []
@@ -170,6 +172,8 @@ class Exportd:
         achieved = await paced(count, rate, self._write)
         keys = [(p["jobId"], p["seq"]) for p in self.payloads[before:]]
         await self.receiver.wait_for(keys)
+        self.split += [(self.emitted_at[k] - self.committed[k], self.receiver.received[k] - self.emitted_at[k])
+                       for k in keys if k in self.emitted_at]
         return [self.receiver.received[k] - self.committed[k] for k in keys], achieved
 
     async def stop(self) -> None:
@@ -216,6 +220,7 @@ class Bare:
 
 async def measure(exportd: Exportd, bare: Bare, events: int, rounds: int, rate: float) -> dict:
     exportd.write_seconds.clear()
+    exportd.split.clear()
     ours, theirs, rates = [], [], {"exportd": [], "bare": []}
     used: dict[str, dict[str, float]] = {"exportd": {}, "bare": {}}
     for _ in range(rounds):
@@ -232,7 +237,7 @@ async def measure(exportd: Exportd, bare: Bare, events: int, rounds: int, rate: 
             rates[side].append(achieved)
             for name, seconds in cpu.used.items():
                 used[side][name] = used[side].get(name, 0.0) + seconds
-    return {"rate": rate, "ours": ours, "theirs": theirs, "rates": rates, "writes": list(exportd.write_seconds),
+    return {"rate": rate, "ours": ours, "theirs": theirs, "rates": rates, "writes": list(exportd.write_seconds), "split": list(exportd.split),
             "used": used}
 
 
@@ -259,6 +264,8 @@ def report(result: dict, *, judge: bool) -> None:
           + "; bare " + ", ".join(f"{r:.0f}/s" for r in result["rates"]["bare"]))
     print(spread_line("exportd: commit -> client handler", result["ours"]))
     print(spread_line("bare:    emit -> client handler", result["theirs"]))
+    print(spread_line("exportd: commit -> the relay's sio.emit", [first for first, _ in result["split"]]))
+    print(spread_line("exportd: sio.emit -> client handler", [second for _, second in result["split"]]))
     print(spread_line("exportd: one progress transaction", result["writes"]))
     ratio50, ratio99 = ours["p50"] / theirs["p50"], ours["p99"] / theirs["p99"]
     line = (f"  ratio exportd/bare: p50 {ratio50:.2f}x  p99 {ratio99:.2f}x  max {ours['max'] / theirs['max']:.2f}x")
