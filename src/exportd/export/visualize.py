@@ -15,7 +15,9 @@ from __future__ import annotations
 import io
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,6 +26,7 @@ from PIL import Image, ImageDraw, ImageFont
 from exportd.domain.limits import MAX_IMAGE_BYTES, decoded_bytes
 from exportd.export.archive import ArchiveWriter, file_stem, image_file_names
 from exportd.export.geometry import Cell, cells_of
+from exportd.export.pngstream import PngRows, PngWriter
 from exportd.export.source import ImageData, ProjectSnapshot
 from exportd.export.workers import Workers
 
@@ -37,6 +40,8 @@ log = logging.getLogger(__name__)
 FOLDER = "visualizations/"
 PNG_COMPRESSION = 3  #: zlib level: most of level 6's size at a fraction of its time
 MAX_OVERLAY_PIXELS = 4096 * 4096  #: larger originals are drawn scaled down to this many pixels
+BAND_PIXELS = 1 << 18  #: a larger overlay is made this many pixels at a time (`_banded`)
+NEAREST_MODES = ("1", "P")  #: modes Pillow resizes by nearest neighbour, whatever the filter asked
 #: inks of the overlay layer, one byte a pixel: a fill, the same + LINE for its outline, the number's parts
 EXTERNAL, INTERNAL, LINE, DISC, DISC_EDGE, TEXT = 1, 2, 2, 5, 6, 7
 
@@ -87,39 +92,123 @@ def write_visualizations(
 def render(image: ImageData, style: Style) -> tuple[bytes | None, list[str]]:
     """The PNG of one image with its cells drawn, or None, and its warnings (runs in a worker process).
 
-    Memory stays bounded by the image's decoded size plus two layers of at most
-    `MAX_OVERLAY_PIXELS`: the original is reduced in its own mode before it
-    becomes RGB, and the overlay is pasted onto it in place.
+    An overlay of `BAND_PIXELS` at most is drawn at once. A larger one is made
+    a band of rows at a time (`_banded`): memory stays bounded by the overlay's
+    one-byte layer and a band, plus, for an original that is not streamed, its
+    decoded pixels.
     """
     cells, warnings = cells_of(image)
     if not cells:
         return None, warnings
+    base = None
     try:
         with Image.open(image.path) as source:
             if decoded_bytes(source.mode, source.size) > MAX_IMAGE_BYTES:
                 return None, [*warnings, f"{image.name}: {source.width}x{source.height} {source.mode} is too large "
                                          "to draw; no visualization"]
-            full = source.size
+            full, mode = source.size, source.mode
             size = overlay_size(full)
-            reduced, peak = _reduced(source, size)
-            base = _as_rgb(source, peak) if reduced is source else None
-            source.close()  # releases the decoded pixels (leaving the `with` closes only the file)
-        if base is None:  # a reduced copy: made RGB once the decoded original is released
-            base = _as_rgb(reduced, peak)
-        del reduced
-    except FileNotFoundError:
-        return None, [*warnings, f"{image.name}: the original file is missing from storage; no visualization"]
+            if size[0] * size[1] <= BAND_PIXELS:
+                base = _whole(source, size)
     except (OSError, ValueError, Image.DecompressionBombError) as error:
-        log.warning("visualization of image %s skipped: %s cannot be read: %s", image.id, image.path, error)
-        return None, [*warnings, f"{image.name}: the original file cannot be read (damaged, or not an image); "
-                                 "no visualization"]
-    _blend(base, _overlay(size, cells, style, (size[0] / full[0], size[1] / full[1])), style)
-    buffer = io.BytesIO()
-    base.save(buffer, "PNG", compress_level=PNG_COMPRESSION)
+        return None, [*warnings, _unreadable(image, error)]
+    layer = _overlay(size, cells, style, (size[0] / full[0], size[1] / full[1]))
+    if base is not None:
+        _blend(base, layer, style)
+        buffer = io.BytesIO()
+        base.save(buffer, "PNG", compress_level=PNG_COMPRESSION)
+        png = buffer.getvalue()
+    else:
+        try:
+            png = _banded(image.path, mode, size, layer, style)
+        except (OSError, ValueError, Image.DecompressionBombError) as error:
+            return None, [*warnings, _unreadable(image, error)]
     if size != full:
         warnings = [*warnings, f"{image.name}: visualization drawn at {size[0]}x{size[1]} "
                                f"(the original is {full[0]}x{full[1]})"]
-    return buffer.getvalue(), warnings
+    return png, warnings
+
+
+def _unreadable(image: ImageData, error: Exception) -> str:
+    """The warning for an original that cannot be drawn on."""
+    if isinstance(error, FileNotFoundError):
+        return f"{image.name}: the original file is missing from storage; no visualization"
+    log.warning("visualization of image %s skipped: %s cannot be read: %s", image.id, image.path, error)
+    return f"{image.name}: the original file cannot be read (damaged, or not an image); no visualization"
+
+
+def _whole(source: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """The original at `size` as RGB, decoded at once (for an overlay of `BAND_PIXELS` at most)."""
+    reduced, peak = _reduced(source, size)
+    return _as_rgb(reduced, peak)
+
+
+def _banded(path: Path, mode: str, size: tuple[int, int], layer: Image.Image, style: Style) -> bytes:
+    """The overlay's PNG, made a band of rows at a time: each band of the original at `size` becomes
+    RGB, gets its part of `layer` blended on, and is compressed before the next is read."""
+    writer = PngWriter(size, PNG_COMPRESSION)
+    top = 0
+    for band, peak in _source_bands(path, mode, size):
+        rgb = _as_rgb(band, peak)
+        del band
+        _blend(rgb, layer.crop((0, top, size[0], top + rgb.height)), style)
+        writer.write(rgb)
+        top += rgb.height
+    return writer.close()
+
+
+def _source_bands(path: Path, mode: str, size: tuple[int, int]) -> Iterator[tuple[Image.Image, float | None]]:
+    """The original at `size` in its own mode, top to bottom a band at a time, and the maximum of a
+    16-bit, 32-bit or float image (see `_reduced`).
+
+    A PNG that `PngRows` reads, at its own size or in a mode Pillow reduces by
+    nearest neighbour (1-bit, palette), is streamed: only the rows the overlay
+    shows are kept, a strip at a time, so a 10,000 x 10,000 1-bit original costs
+    a strip, not its 100 MB of decoded pixels. Others are decoded whole and
+    reduced, as `_reduced` does, and the decoded original is released before
+    the first band.
+    """
+    rows = PngRows.open(path)
+    if rows is not None:
+        with rows:
+            if rows.mode == mode and ((rows.width, rows.height) == size or mode in NEAREST_MODES):
+                yield from ((band, None) for band in _streamed(rows, size))
+                return
+    with Image.open(path) as source:
+        reduced, peak = _reduced(source, size)
+        if reduced is not source:
+            source.close()  # releases the decoded pixels (leaving the `with` closes only the file)
+        step = max(1, BAND_PIXELS // size[0])
+        for top in range(0, size[1], step):
+            yield reduced.crop((0, top, size[0], min(top + step, size[1]))), peak
+
+
+def _streamed(rows: PngRows, size: tuple[int, int]) -> Iterator[Image.Image]:
+    """The PNG's rows at `size` (its own, or by nearest neighbour), strip by strip."""
+    strip = max(1, BAND_PIXELS // rows.width)
+    if (rows.width, rows.height) == size:
+        for _, count, data in rows.strips(strip):
+            yield rows.image(data, count)
+        return
+    wanted = nearest_rows(rows.height, size[1])
+    done = 0
+    for top, count, data in rows.strips(strip):
+        end = int(np.searchsorted(wanted, top + count))
+        if end > done:
+            picked = rows.image(data, count, wanted[done:end] - top)
+            yield picked.resize((size[0], end - done), Image.Resampling.NEAREST)  # the columns, as Pillow picks them
+            done = end
+    if done != size[1]:
+        raise OSError("image file is truncated")
+
+
+def nearest_rows(height: int, rows: int) -> np.ndarray:
+    """The original's row that Pillow's nearest-neighbour resize of `height` rows to `rows` takes for
+    each: it steps through the original by height / rows from half a step, adding up in doubles."""
+    step = height / rows
+    steps = np.full(rows, step)
+    steps[0] = step * 0.5
+    return np.floor(np.cumsum(steps)).astype(np.int64)
 
 
 def overlay_size(size: tuple[int, int]) -> tuple[int, int]:
