@@ -321,7 +321,7 @@ class Services:
             _existing_user(repo, user_id)
             return _visible_job(repo, user_id, project_id, job_id)
 
-        job = await self.store.apply(cancel)
+        job = await self.store.apply(cancel, inline=True)  # no thread hop when the writer is idle
         if job.status == JobStatus.CANCELLED:
             return job
         raise errors.ExportNotCancellable(f"The export already {job.status}; it can no longer be cancelled.",

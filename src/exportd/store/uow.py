@@ -14,7 +14,9 @@ Where the connection lives depends on the database:
   ONE thread on ONE connection, in order (``writer.py``, which commits queued
   transactions in groups), so they queue instead of spinning in SQLite's busy
   handler (which sleeps up to 100 ms); reads use a small pool of their own (WAL
-  mode). A whole transaction is one hop to that thread.
+  mode). A whole transaction is one hop to that thread; one applied with
+  ``inline=True`` (a cancel) runs on the event loop itself when the writer is
+  idle, with no hop at all.
 * PostgreSQL (or any async driver): an AsyncEngine; the same synchronous work
   runs through ``AsyncConnection.run_sync``.
 
@@ -60,8 +62,12 @@ class _ThreadedSqlite:
         self.read_threads = ThreadPoolExecutor(READERS, thread_name_prefix="exportd-sqlite-reader")
         self._held = threading.local()  #: each thread keeps its connection open between transactions
 
-    async def run(self, work: Work, *, write: bool, events: list[EventRecord]) -> Any:
+    async def run(self, work: Work, *, write: bool, events: list[EventRecord], inline: bool = False) -> Any:
         if write:
+            if inline:
+                done, result = self.write_queue.try_inline(work, events)
+                if done:
+                    return result
             return await self.write_queue.run(work, events)
 
         def transaction() -> Any:
@@ -99,7 +105,7 @@ class _AsyncDriver:
         self.engine: AsyncEngine = create_async_engine(url, pool_size=10, max_overflow=10)
         event.listen(self.engine.sync_engine, "handle_error", _invalidate_broken_connections)
 
-    async def run(self, work: Work, *, write: bool, events: list[EventRecord]) -> Any:
+    async def run(self, work: Work, *, write: bool, events: list[EventRecord], inline: bool = False) -> Any:
         async with self.engine.begin() as connection:
             return await connection.run_sync(
                 lambda sync_connection: work(Repository(sync_connection, public_url=self.public_url, events=events)))
@@ -140,11 +146,14 @@ class Store:
         else:
             self._listeners.append(listener)
 
-    async def apply(self, work: Callable[[Repository], T]) -> T:
-        """Run `work(repo)` as one write transaction; publish its events once it committed."""
+    async def apply(self, work: Callable[[Repository], T], *, inline: bool = False) -> T:
+        """Run `work(repo)` as one write transaction; publish its events once it committed.
+
+        `inline`: on SQLite, run it on the event loop's thread when the writer thread is idle, sparing
+        the hops to that thread and back; for short transactions whose latency matters (a cancel)."""
         events: list[EventRecord] = []
         try:
-            result = await self._backend.run(work, write=True, events=events)
+            result = await self._backend.run(work, write=True, events=events, inline=inline)
         except Exception as error:
             if store_fault(error):
                 log.warning("the store cannot take a transaction: %r", getattr(error, "orig", error))

@@ -7,6 +7,15 @@ in order) and wakes the event loop once for the whole group. If any of them
 raises, the group is rolled back and each transaction runs again alone, so a
 caller always gets exactly its own transaction's outcome: a group changes how
 often SQLite commits, never what a transaction sees or does.
+
+A transaction that must not wait for thread hops (a cancel) can ask to run
+*inline* (`try_inline`): on the caller's own thread, on the writer's
+connection, but only when the writer has nothing to do (every write submitted
+from the event loop has been settled, and the connection is free). Then no
+earlier write is waiting, so the order of writes holds; otherwise it queues
+like any other. It spares the hop to the writer thread and back, each a wake-up
+by the OS and a wait for the GIL against the export pipelines (see
+docs/decisions.md), and costs the event loop the transaction's own time.
 """
 
 from __future__ import annotations
@@ -42,8 +51,32 @@ class GroupWriter:
     engine: Engine
     public_url: str = ""
     group_sizes: Counter[int] = field(default_factory=Counter)  #: how many groups of each size committed
+    inline_commits: int = 0  #: transactions run by `try_inline` on the caller's thread
     _queue: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
     _thread: threading.Thread | None = None
+    _connection: Connection | None = None  #: opened by the writer thread, used by one thread at a time
+    _using: threading.Lock = field(default_factory=threading.Lock)  #: held while a thread uses the connection
+    _unsettled: int = 0  #: writes submitted through `run` whose caller has not been answered yet
+
+    def try_inline(self, work: Callable[[Repository], Any], events: list[EventRecord]) -> tuple[bool, Any]:
+        """Run `work` as one transaction here and now if the writer is idle: `(True, result)`; else
+        `(False, None)` and nothing ran. Call it from the event loop whose writes go through `run`."""
+        connection = self._connection
+        if self._unsettled or connection is None or not self._using.acquire(blocking=False):
+            return False, None
+        try:
+            if self._connection is not connection:  # closed meanwhile
+                return False, None
+            try:
+                with connection.begin():
+                    result = work(Repository(connection, public_url=self.public_url, events=events))
+            except BaseException:
+                events.clear()
+                raise
+            self.inline_commits += 1
+            return True, result
+        finally:
+            self._using.release()
 
     async def run(self, work: Callable[[Repository], Any], events: list[EventRecord]) -> Any:
         if self._thread is None:
@@ -51,9 +84,14 @@ class GroupWriter:
             self._thread.start()
         loop = asyncio.get_running_loop()
         pending = _Pending(work, events, loop.create_future(), loop)
+        self._unsettled += 1
+        pending.future.add_done_callback(self._answered)
         self._queue.put(pending)
         # shielded: a caller cancelled while it waits still leaves its transaction done, in order
         return await asyncio.shield(pending.future)
+
+    def _answered(self, _future: asyncio.Future) -> None:
+        self._unsettled -= 1
 
     async def close(self) -> None:
         if self._thread is not None:
@@ -64,35 +102,37 @@ class GroupWriter:
     # -- the writer thread ------------------------------------------------------
 
     def _serve(self) -> None:
-        connection: Connection | None = None
         try:
             stopping = False
             while not stopping:
                 group = [self._queue.get()]
                 if group[0] is None:
                     return
-                while len(group) < MAX_GROUP:
+                with self._using:
+                    while len(group) < MAX_GROUP:
+                        try:
+                            pending = self._queue.get_nowait()
+                        except queue.Empty:
+                            break
+                        if pending is None:
+                            stopping = True
+                            break
+                        group.append(pending)
                     try:
-                        pending = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if pending is None:
-                        stopping = True
-                        break
-                    group.append(pending)
-                try:
-                    if connection is None:
-                        connection = self.engine.connect()
-                except Exception as error:  # the database cannot be opened: each caller hears it, none waits
-                    for pending in group:
-                        pending.error = error
-                else:
-                    self._commit(connection, group)
-                    self.group_sizes[len(group)] += 1
+                        if self._connection is None:
+                            self._connection = self.engine.connect()
+                    except Exception as error:  # the database cannot be opened: each caller hears it, none waits
+                        for pending in group:
+                            pending.error = error
+                    else:
+                        self._commit(self._connection, group)
+                        self.group_sizes[len(group)] += 1
                 _settle_from_thread(group)
         finally:
-            if connection is not None:
-                connection.close()
+            with self._using:
+                connection, self._connection = self._connection, None
+                if connection is not None:
+                    connection.close()
 
     def _commit(self, connection: Connection, group: list[_Pending]) -> None:
         if len(group) > 1:
