@@ -271,3 +271,31 @@ def test_rle_counts_of_any_window_equal_pycocotools_encoding_of_the_image(seed):
     expected = mask_utils.encode(np.asfortranarray(full))["counts"]
     assert mask_utils.frPyObjects({"size": [int(height), int(width)], "counts": counts},
                                   int(height), int(width))["counts"] == expected
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_holed_cells_rle_from_bands_of_bits_equals_pycocotools_encoding_whatever_the_bands(tmp_path, monkeypatch,
+                                                                                           seed):
+    """The cell's mask is filled a band of rows at a time, kept as bits and read a strip of columns at a
+    time; bands of a few rows and strips of 8 columns must not change a count."""
+    from exportd.export import raster
+    from exportd.export.geometry import cells_of
+    from exportd.export.raster import cell_rle_counts, window_of
+
+    rng = np.random.default_rng(seed)
+    width, height = int(rng.integers(30, 90)), int(rng.integers(30, 90))
+    angles = np.linspace(0, 2 * np.pi, 33, endpoint=False)
+    cx, cy, radius = rng.uniform(0, width), rng.uniform(0, height), rng.uniform(8, 0.35 * min(width, height))
+    wobble = 1 + 0.3 * np.sin(5 * angles + seed)
+    cell = PolygonData("c", "external", np.c_[cx + radius * wobble * np.cos(angles), cy + radius * np.sin(angles)])
+    hole = PolygonData("h", "internal", np.c_[cx + radius / 3 * np.cos(angles), cy + radius / 4 * np.sin(angles)],
+                       parent_id="c")
+    image = ImageData("i", "i.png", width, height, tmp_path / "i.png", (cell, hole))
+    [holed], _ = cells_of(image)
+    window = window_of(holed.polygon.points, height, width)
+    expected = full_image_rle(image, cell)
+    for cells in (1 << 18, 3 * width, 50):  # one band; bands of 3 rows; strips of 8 columns
+        monkeypatch.setattr(raster, "BAND_CELLS", cells)
+        counts = cell_rle_counts(holed, window, height, width)
+        assert mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)["counts"] \
+            == expected, cells

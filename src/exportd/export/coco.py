@@ -3,8 +3,9 @@
 One annotation per external polygon. COCO polygons cannot carry holes, so a
 cell with holes is written as an uncompressed RLE mask (column-major, as
 pycocotools reads it) of the cell minus its holes, rasterised within the
-cell's bounding box only (`exportd.export.raster`), so its memory follows the
-cell, not the image; a cell without holes stays a polygon. Pixels are filled when their centre (x + 0.5, y + 0.5) lies inside,
+cell's bounding box only, a band of rows at a time, and kept as bits
+(`exportd.export.raster`), so its memory is an eighth of the cell's box, not
+the image; a cell without holes stays a polygon. Pixels are filled when their centre (x + 0.5, y + 0.5) lies inside,
 the convention pycocotools uses for polygons. `iscrowd` stays 0 for a cell with
 holes (the replaced platform set it to 1, which COCO evaluation would ignore).
 
@@ -28,7 +29,7 @@ import numpy as np
 
 from exportd.export.archive import ArchiveWriter, image_file_names
 from exportd.export.geometry import Cell, cells_of
-from exportd.export.raster import cell_mask, rle_counts, window_of
+from exportd.export.raster import cell_rle_counts, window_of
 from exportd.export.source import ImageData, ProjectSnapshot
 from exportd.export.workers import Workers
 
@@ -133,8 +134,9 @@ def _annotation(image: ImageData, cell: Cell, categories: dict[str, int]) -> dic
 
 
 def _rle(cell: Cell, height: int, width: int) -> dict[str, Any]:
-    """The cell minus its holes as an uncompressed RLE of the whole image, rasterised within its box."""
+    """The cell minus its holes as an uncompressed RLE of the whole image, rasterised within its box
+    a strip of columns at a time."""
     window = window_of(cell.polygon.points, height, width)
     if window is None:
         return {"size": [height, width], "counts": [height * width]}
-    return {"size": [height, width], "counts": rle_counts(cell_mask(cell, window), window, height, width)}
+    return {"size": [height, width], "counts": cell_rle_counts(cell, window, height, width)}

@@ -4,8 +4,11 @@ A pixel is inside a ring when its centre (x + 0.5, y + 0.5) is, by the
 even-odd rule. Filling works on a `Window` (a cell's bounding box clipped to
 the image) in full-image coordinates, so a window's pixels are exactly those
 of the same rows and columns of the whole image filled at once, and row bands
-of at most `BAND_CELLS` cells at a time: memory grows with the cell's box, not
-with the image, and a polygon with many points costs no more than a band.
+of at most `BAND_CELLS` cells at a time: a polygon with many points costs no
+more than a band. A cell's COCO RLE (`cell_rle_counts`) keeps its mask as
+bits, one eighth of its box, and reads it a strip of columns at a time; the
+label masks paint a band of rows at a time (`exportd.export.masks`), so
+neither grows with the image.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ if TYPE_CHECKING:
     from exportd.export.source import Point
 
 #: a band's scanline work (rows × edges and rows × columns) is at most this many cells
-BAND_CELLS = 1 << 20
+BAND_CELLS = 1 << 18
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,15 +115,40 @@ def rle_counts(mask: np.ndarray, window: Window, height: int, width: int) -> lis
     elsewhere: run lengths over the column-major image, starting with zeros, built from the
     window alone (a column of it at a time per band)."""
     rows = mask.shape[0]
-    bounds = []
     step = max(1, BAND_CELLS // (rows + 2))
-    for first in range(0, mask.shape[1], step):
-        part = mask[:, first:first + step]
-        framed = np.zeros((rows + 2, part.shape[1]), dtype=np.int8)
-        framed[1:-1] = part
-        # per column, in order: a run's first row, then the row after its last
-        columns, at = np.nonzero(np.diff(framed, axis=0).T)
-        bounds.append((window.left + first + columns).astype(np.int64) * height + window.top + at)
+    return _counts([_column_edges(mask[:, first:first + step], window.top, window.left + first, height)
+                    for first in range(0, mask.shape[1], step)], height, width)
+
+
+def cell_rle_counts(cell: Cell, window: Window, height: int, width: int) -> list[int]:
+    """`rle_counts(cell_mask(cell, window), window, height, width)`, holding the cell's mask as bits:
+    it is filled a band of rows at a time and packed, then read a strip of columns at a time."""
+    rows, columns = window.shape
+    packed = np.zeros((rows, (columns + 7) // 8), dtype=np.uint8)
+    band = max(1, BAND_CELLS // columns)
+    for top in range(window.top, window.bottom, band):
+        part = Window(top, window.left, min(top + band, window.bottom), window.right)
+        packed[top - window.top:part.bottom - window.top] = np.packbits(cell_mask(cell, part), axis=1)
+    step = max(8, BAND_CELLS // (rows + 2) // 8 * 8)
+    edges = []
+    for first in range(0, columns, step):
+        part = np.unpackbits(packed[:, first // 8:(first + step) // 8 + 1], axis=1)[:, :min(step, columns - first)]
+        edges.append(_column_edges(part, window.top, window.left + first, height))
+    return _counts(edges, height, width)
+
+
+def _column_edges(part: np.ndarray, top: int, left: int, height: int) -> np.ndarray:
+    """Where runs of `part` (rows from image row `top`, columns from image column `left`) start and
+    end in the column-major image: per column, in order, a run's first pixel, then the one after its last."""
+    rows = part.shape[0]
+    framed = np.zeros((rows + 2, part.shape[1]), dtype=np.int8)
+    framed[1:-1] = part
+    columns, at = np.nonzero(np.diff(framed, axis=0).T)
+    return (left + columns).astype(np.int64) * height + top + at
+
+
+def _counts(bounds: list[np.ndarray], height: int, width: int) -> list[int]:
+    """RLE counts of the (height, width) image from its runs' starts and ends, in column-major order."""
     edges = np.concatenate(bounds) if bounds else np.zeros(0, dtype=np.int64)
     # a run that ends at the foot of a column and one that starts at the head of the next are one run
     joined = np.flatnonzero(edges[1:-1:2] == edges[2::2])
