@@ -60,8 +60,10 @@ Printed: p50 / p99 / max of both sides and their ratios (target: exportd p99 <=
 1.5x bare p99, with the COMMIT-sent stamp's ratio as the upper bound), the pace
 each side achieved (the ratio speaks for the asked pace only if exportd reached
 it), the commit's own time, whether every socket got every event of each job
-once and in seq order, the client processes' loop lag, and the CPU each group of
-processes used during each side's rounds.
+once and in seq order, the client processes' loop lag, and for each group of
+processes the CPU it used during each side's rounds and the time its threads
+spent runnable but waiting for a CPU (``/proc/<pid>/task/*/schedstat``), which
+says whether a side was short of CPU.
 
 Run: ``.venv/bin/python bench/fanout.py [--users 500] [--tabs 2] [--rate 1000] [--events 3000] [--rounds 3]``
 (about 4 minutes on a shared 2-core machine)
@@ -105,6 +107,22 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def runqueue_seconds(pid: int) -> float:
+    """Time the threads of a process spent runnable but waiting for a CPU (Linux /proc/<pid>/task/*/schedstat)."""
+    waited = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0.0
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as handle:
+                waited += int(handle.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return waited / 1e9
 
 
 def postgres_pids() -> list[int]:
@@ -446,15 +464,16 @@ async def bare_round(manager, payloads: list[dict], offsets: list[int]) -> dict:
 
 
 class Groups:
-    """CPU seconds of each group of processes, between two samples."""
+    """CPU seconds of each group of processes, and seconds its threads waited for a CPU, between two samples."""
 
     def __init__(self, groups: dict[str, list[int]]) -> None:
         self.groups = groups
         self._before: dict[str, float] = {}
 
     def _sample(self) -> dict[str, float]:
-        sampled = {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in self.groups.items()}
-        sampled["postgres (all)"] = sum(cpu_seconds(pid) for pid in postgres_pids())
+        groups = {**self.groups, "postgres (all)": postgres_pids()}
+        sampled = {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in groups.items()}
+        sampled.update({f"wait:{name}": sum(runqueue_seconds(pid) for pid in pids) for name, pids in groups.items()})
         return sampled
 
     def start(self) -> None:
@@ -712,7 +731,11 @@ def report(results: dict[str, list[dict]], args, spread, spread_line, verdict) -
             for group, seconds in result["cpu"].items():
                 used[group] += seconds
         print(f"  CPU during the {name} rounds ({wall:.1f} s wall, in cores): "
-              + ", ".join(f"{group} {seconds / wall:.2f}" for group, seconds in used.items()))
+              + ", ".join(f"{group} {seconds / wall:.2f}" for group, seconds in used.items()
+                          if not group.startswith("wait:")))
+        print(f"    waiting for a CPU (runnable, not running), in cores: "
+              + ", ".join(f"{group[5:]} {seconds / wall:.2f}" for group, seconds in used.items()
+                          if group.startswith("wait:")))
     print(f"  ratio exportd/bare: p50 {a['p50'] / b['p50']:.2f}x  p99 {ratio:.2f}x  max {a['max'] / b['max']:.2f}x  "
           f"(target p99 <= {RATIO_TARGET}x bare) -> {verdict(ratio, RATIO_TARGET)}")
     bound = spread(upper)
