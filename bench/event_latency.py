@@ -130,8 +130,8 @@ class Exportd:
             raise SystemExit("the store backend's run() or sio.emit is gone: this benchmark's stamps need updating")
         original_run, original_emit = backend.run, self.runtime.sio.emit
 
-        async def stamped_run(work, *, write, events):
-            result = await original_run(work, write=write, events=events)
+        async def stamped_run(work, *, write, events, **options):
+            result = await original_run(work, write=write, events=events, **options)
             if write:  # COMMIT has returned: stamped before the store publishes to any listener
                 self._on_commit(events, time.perf_counter())
             return result

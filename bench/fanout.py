@@ -338,9 +338,9 @@ class ExportdSide:
             raise SystemExit("the store backend has no run(): this benchmark's commit stamp needs updating")
         original = backend.run
 
-        async def stamped_run(work, *, write, events):
+        async def stamped_run(work, *, write, events, **options):
             if not write:
-                return await original(work, write=write, events=events)
+                return await original(work, write=write, events=events, **options)
             sending = [0]
 
             def timed(repo):
@@ -348,7 +348,7 @@ class ExportdSide:
                 sending[0] = now_ns()  # only the COMMIT itself is left
                 return outcome
 
-            result = await original(timed, write=write, events=events)
+            result = await original(timed, write=write, events=events, **options)
             stamp = now_ns()  # COMMIT has returned: stamped in the same step, before the store publishes
             for record in events:
                 if record.type.value == EVENT:
