@@ -28,7 +28,7 @@ from exportd.domain.requests import Credentials, ExportRequest, PolygonIn
 from exportd.engine.children import SharedPool
 from exportd.engine.hooks import EngineHooks
 from exportd.export.formats import ANNOTATION_WRITERS, FEATURES, METRICS_WRITERS, available_formats
-from exportd.imports.batch import Existing, NewImage, Upload, prepare
+from exportd.imports.batch import Existing, NewImage, Upload, prepare, stored_stem
 from exportd.security import Passwords, Tokens
 from exportd.segmentation import polygon_rows
 from exportd.storage import LocalStorage, WriteProbe
@@ -38,6 +38,9 @@ from exportd.thumbnails import UnreadableImage, make_thumbnail, thumbnail_key
 
 log = logging.getLogger(__name__)
 
+#: past this many images in one upload, its duplicate check reads every image of the project rather than
+#: those its names and sizes can match (one LIKE per name in the statement)
+MAX_FILTERED_UPLOADS = 64
 MAX_SEQ = 2**63 - 1  #: the largest seq a store column holds; asking for events after more is asking after it
 
 
@@ -177,7 +180,10 @@ class Services:
         """
         def existing(repo: Repository) -> Sequence[Row]:
             _require_owner(_visible_project(repo, user_id, project_id), user_id)
-            return repo.images_of(project_id)
+            if len(images) > MAX_FILTERED_UPLOADS:
+                return repo.images_of(project_id)
+            return repo.images_like(project_id, prefixes=[stored_stem(upload.name) for upload in images],
+                                    sizes=[len(upload.data) for upload in images])
 
         known = [Existing(row.id, row.name, row.size, self.storage.path(row.storage_key).read_bytes)
                  for row in await self.store.query(existing)]

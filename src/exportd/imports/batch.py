@@ -312,6 +312,13 @@ def safe_name(name: str, kind: str) -> str:
     return stem + (suffix if suffix in _VALID[kind] else _EXTENSIONS[kind])
 
 
+def stored_stem(name: str) -> str:
+    """The stem of every name an upload called `name` may be stored under (`safe_name`, `unique_name`)
+    or may match as a duplicate: so the images whose names start with it, and the images of its size,
+    are all of the project that `prepare` needs to see of the upload."""
+    return Path(safe_name(name, "PNG")).stem  # the kind changes only the extension
+
+
 def unique_name(name: str, taken: set[str]) -> str:
     if name not in taken:
         return name

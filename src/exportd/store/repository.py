@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, delete, func, insert, or_, select, update
 
 from exportd.domain import events as ev
 from exportd.domain.jobs import (
@@ -203,6 +203,15 @@ class Repository:
         query = select(images).where(images.c.project_id == project_id).order_by(images.c.position)
         if image_ids is not None:
             query = query.where(images.c.id.in_(list(image_ids)))
+        return (self.conn.execute(query)).all()
+
+    def images_like(self, project_id: str, *, prefixes: Iterable[str], sizes: Iterable[int]) -> Sequence[Row]:
+        """The project's images, in order, whose name starts with one of `prefixes` or whose size in
+        bytes is one of `sizes`: all that an upload's duplicate check and its unique names look at."""
+        names = [images.c.name.like(_escape_like(prefix) + "%", escape="\\") for prefix in set(prefixes)]
+        query = (select(images).where(images.c.project_id == project_id,
+                                      or_(images.c.size.in_(sorted(set(sizes))), *names))
+                 .order_by(images.c.position))
         return (self.conn.execute(query)).all()
 
     def image_ids_of(self, project_id: str) -> set[str]:
@@ -541,3 +550,8 @@ class Repository:
                                              "payload": data, "created_at": self.now()})
         rooms = (job.user_id,) if extra_room in (None, job.user_id) else (job.user_id, extra_room)
         self.events.append(ev.EventRecord(job_id=job.id, seq=job.seq, type=payload.type, payload=data, rooms=rooms))
+
+
+def _escape_like(text: str) -> str:
+    """`text` matched literally in a LIKE pattern with escape character backslash."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
