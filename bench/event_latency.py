@@ -41,6 +41,8 @@ latency at 1,000/s includes queueing behind the writes when the store cannot
 keep the pace.
 
 Run: ``.venv/bin/python bench/event_latency.py [--events 2000] [--rounds 2] [--rate 1000] [--low-rate 300]``
+An experiment: ``--bare-busy-thread 0.125`` gives the bare process a thread that holds the GIL 12.5% of
+the time during its rounds, as exportd's SQLite writer thread does.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ import argparse
 import asyncio
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -181,11 +184,22 @@ class Exportd:
         await stop(self.server, self.task)
 
 
+def _busy(duty: float, stop: threading.Event) -> None:
+    """Pure-Python work holding the GIL for 0.5 ms at a time, `duty` of the time: a stand-in for the
+    SQLite writer thread of exportd's process (``--bare-busy-thread``)."""
+    while not stop.is_set():
+        end = time.perf_counter() + 0.0005
+        while time.perf_counter() < end:
+            sum(range(50))
+        time.sleep(0.0005 * (1 - duty) / duty)
+
+
 class Bare:
     """A bare python-socketio server served the same way, and a client in its room."""
 
-    def __init__(self) -> None:
+    def __init__(self, busy_duty: float = 0.0) -> None:
         self.sio = socketio.AsyncServer(async_mode="asgi", logger=False, engineio_logger=False)
+        self.busy_duty = busy_duty  #: a thread holding the GIL this share of the time during rounds (0: none)
 
         @self.sio.event
         async def connect(sid, environ, auth=None):
@@ -208,9 +222,18 @@ class Bare:
             self.emitted[(payload["jobId"], payload["seq"])] = time.perf_counter()
             await self.sio.emit("export:progress", payload, to=[ROOM])
 
-        achieved = await paced(len(payloads), rate, send)
-        keys = list(self.emitted)
-        await self.receiver.wait_for(keys)
+        stop = threading.Event()
+        busy = threading.Thread(target=_busy, args=(self.busy_duty, stop), name="busy", daemon=True)
+        if self.busy_duty > 0:
+            busy.start()
+        try:
+            achieved = await paced(len(payloads), rate, send)
+            keys = list(self.emitted)
+            await self.receiver.wait_for(keys)
+        finally:
+            stop.set()
+            if busy.is_alive():
+                busy.join()
         return [self.receiver.received[k] - self.emitted[k] for k in keys], achieved
 
     async def stop(self) -> None:
@@ -237,13 +260,15 @@ async def measure(exportd: Exportd, bare: Bare, events: int, rounds: int, rate: 
             rates[side].append(achieved)
             for name, seconds in cpu.used.items():
                 used[side][name] = used[side].get(name, 0.0) + seconds
-    return {"rate": rate, "ours": ours, "theirs": theirs, "rates": rates, "writes": list(exportd.write_seconds), "split": list(exportd.split),
+    return {"rate": rate, "ours": ours, "theirs": theirs, "rates": rates, "writes": list(exportd.write_seconds),
+            "split": list(exportd.split),
             "used": used}
 
 
-async def run(plan: list[tuple[float, int, int]], warmup: int) -> tuple[list[dict], int, dict]:
+async def run(plan: list[tuple[float, int, int]], warmup: int,
+              busy: float) -> tuple[list[dict], int, dict, tuple[int, int]]:
     with tempfile.TemporaryDirectory(prefix="exportd-bench-events-") as tmp:
-        exportd, bare = Exportd(Path(tmp)), Bare()
+        exportd, bare = Exportd(Path(tmp)), Bare(busy)
         await exportd.start()
         await bare.start()
         try:
@@ -288,12 +313,17 @@ def main() -> None:
     parser.add_argument("--low-rate", type=float, default=300.0, help="a second, sustainable pace (0: skip)")
     parser.add_argument("--low-events", type=int, default=900, help="events per round at the low pace")
     parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument("--bare-busy-thread", type=float, default=0.0, metavar="DUTY",
+                        help="an experiment: during bare rounds, a thread of the bare process holds the GIL this "
+                             "share of the time (e.g. 0.125, what exportd's SQLite writer thread uses); 0: off")
     args = parser.parse_args()
     header("event latency: commit -> Socket.IO client, exportd vs bare python-socketio")
     plan = [(args.rate, args.events, args.rounds)]
     if args.low_rate:
         plan.append((args.low_rate, args.low_events, args.rounds))
-    results, stored, sample, (before, emitted) = asyncio.run(run(plan, args.warmup))
+    if args.bare_busy_thread:
+        print(f"  experiment: a thread of the bare process holds the GIL {args.bare_busy_thread:.1%} of the time")
+    results, stored, sample, (before, emitted) = asyncio.run(run(plan, args.warmup, args.bare_busy_thread))
     print(f"  payload: {len(repr(sample))} chars ({', '.join(sorted(sample))})")
     print(f"  events stored for the held job: {stored} (every progress event persisted)")
     print(f"  commit stamped before the relay's emit: {before} of {emitted} progress events")
