@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -147,3 +149,17 @@ def test_a_shared_pool_whose_process_died_fails_what_it_held_and_starts_again():
     assert not pool.running
     with pytest.raises(RuntimeError):
         pool.submit(sum, [1])
+
+
+def test_pool_processes_do_not_run_again_the_script_that_started_the_server(tmp_path):
+    script = tmp_path / "server.py"  # run as a file, as the `exportd` command is: no module spec
+    script.write_text(
+        "import sys\n"
+        "import xml.dom.minidom  # stands for the CLI: only the script imports it\n"
+        "from exportd.engine.children import process_pool\n"
+        "if __name__ == '__main__':\n"
+        "    with process_pool(1) as pool:\n"
+        "        print(pool.submit(eval, \"'xml.dom.minidom' in __import__('sys').modules\").result(60))\n")
+    ran = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "False"
