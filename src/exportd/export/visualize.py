@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -112,15 +112,15 @@ def render(image: ImageData, style: Style) -> tuple[bytes | None, list[str]]:
                 base = _whole(source, size)
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         return None, [*warnings, _unreadable(image, error)]
-    layer = _overlay(size, cells, style, (size[0] / full[0], size[1] / full[1]))
+    scale = (size[0] / full[0], size[1] / full[1])
     if base is not None:
-        _blend(base, layer, style)
+        _blend(base, _overlay(size, cells, style, scale), style)
         buffer = io.BytesIO()
         base.save(buffer, "PNG", compress_level=PNG_COMPRESSION)
         png = buffer.getvalue()
     else:
         try:
-            png = _banded(image.path, mode, size, layer, style)
+            png = _banded(image.path, mode, size, lambda: _overlay(size, cells, style, scale), style)
         except (OSError, ValueError, Image.DecompressionBombError) as error:
             return None, [*warnings, _unreadable(image, error)]
     if size != full:
@@ -143,12 +143,16 @@ def _whole(source: Image.Image, size: tuple[int, int]) -> Image.Image:
     return _as_rgb(reduced, peak)
 
 
-def _banded(path: Path, mode: str, size: tuple[int, int], layer: Image.Image, style: Style) -> bytes:
+def _banded(path: Path, mode: str, size: tuple[int, int], draw: Callable[[], Image.Image], style: Style) -> bytes:
     """The overlay's PNG, made a band of rows at a time: each band of the original at `size` becomes
-    RGB, gets its part of `layer` blended on, and is compressed before the next is read."""
+    RGB, gets its part of the layer (`draw()`) blended on, and is compressed before the next is read.
+    The layer is drawn once the first band is read: an original decoded whole is released by then."""
     writer = PngWriter(size, PNG_COMPRESSION)
+    layer = None
     top = 0
     for band, peak in _source_bands(path, mode, size):
+        if layer is None:
+            layer = draw()
         rgb = _as_rgb(band, peak)
         del band
         _blend(rgb, layer.crop((0, top, size[0], top + rgb.height)), style)
