@@ -247,6 +247,48 @@ class Cluster:
         group = os.getpgid(pid)
         return next(worker for worker in self.workers if worker.pid == group)
 
+    async def occupy_all_but(self, free: Node) -> list[Blocker]:
+        """Hold an export in every worker but `free`, so the next export can only run there.
+
+        Needs ``item`` armed. A worker runs one export at a time and reserves nothing beyond it
+        (concurrency 1, prefetch 1, late acks), so a worker holding an export takes no task until it
+        lets it go. Each blocker is an export of an account of its own; one that lands on `free` is
+        cancelled and let go, and its task has ended once its attempt folder is gone."""
+        blockers: list[Blocker] = []
+        node = self.node(0)
+        while len(blockers) < len(self.workers) - 1:
+            _, token = await node.user(f"blocker-{uuid.uuid4().hex[:8]}@example.com")
+            project_id, _ = await node.project(token, images=3)
+            async with node.client(token) as http:
+                job_id = await start_export(http, project_id)
+                await self.held(job_id, "item")
+                if self.holder(job_id) != free:
+                    blockers.append(Blocker(token, project_id, job_id))
+                    continue
+                cancelled = await http.post(f"/api/projects/{project_id}/export/{job_id}/cancel")
+                assert cancelled.status_code == 200, cancelled.text
+            await self.release(job_id, "item")
+            await eventually(lambda job_id=job_id: self.attempt_folders(job_id) == [],
+                             message=f"blocker {job_id} to leave {free.name}")
+        return blockers
+
+    async def let_go(self, blockers: list[Blocker]) -> None:
+        """Cancel the blockers and release their holds."""
+        node = self.node(0)
+        for blocker in blockers:
+            async with node.client(blocker.token) as http:
+                await http.post(f"/api/projects/{blocker.project_id}/export/{blocker.job_id}/cancel")
+            await self.release(blocker.job_id, "item")
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """An export held in a worker so that the worker takes no other."""
+
+    token: str
+    project_id: str
+    job_id: str
+
 
 # -- HTTP helpers ---------------------------------------------------------------------------------------------------
 

@@ -11,19 +11,22 @@ from tests.cluster.support import Cluster, assert_log_is_sound, settled, start_e
 from tests.conftest import eventually
 
 
-async def test_a_cancel_through_node_a_stops_an_export_started_through_node_b_and_both_nodes_tell_it_alike(
+async def test_a_cancel_through_node_a_stops_an_export_started_through_node_b_on_worker_2_and_both_nodes_tell_it_alike(
         cluster: Cluster):
     a, b = cluster.node(0), cluster.node(1)
     _, token = await a.user("across-nodes@example.com")
     project_id, _ = await a.project(token, images=3)
     socket_a, on_a = await a.socket(token)
     socket_b, on_b = await b.socket(token)
+    blockers = []
     try:
         await cluster.arm("item", after_items=2)
+        blockers = await cluster.occupy_all_but(cluster.workers[1])
         async with b.client(token) as via_b:
             job_id = await start_export(via_b, project_id)
         await cluster.held(job_id, "item")  # running in a worker process, mid-export
         cluster.disarm("item")
+        assert cluster.holder(job_id) == cluster.workers[1]  # the process that runs it is worker 2's
 
         async with a.client(token) as via_a:
             cancelled = await via_a.post(f"/api/projects/{project_id}/export/{job_id}/cancel")
@@ -47,6 +50,7 @@ async def test_a_cancel_through_node_a_stops_an_export_started_through_node_b_an
                 download = await http.get(f"/api/projects/{project_id}/export/{job_id}/download")
                 assert download.status_code == 410, download.text
     finally:
+        await cluster.let_go(blockers)
         await socket_a.disconnect()
         await socket_b.disconnect()
 
