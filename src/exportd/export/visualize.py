@@ -6,8 +6,11 @@ fills, as in the system exportd replaces: 0 draws outlines only, 1 paints the
 polygons solid. With `showNumbers`, each cell's number (the `Polygon` column of
 the metrics) sits on a white disc inside the cell, `fontSize` pixels high.
 The PNG has the size of the original image, up to `MAX_OVERLAY_PIXELS`
-(4096 × 4096): a larger one is drawn scaled down, with a warning, so that
-drawing one image needs its decoded pixels and about 100 MB more at most. It is RGB.
+(4096 × 4096): a larger one is drawn scaled down, with a warning. It is RGB.
+An overlay over `BAND_PIXELS` is made a band of rows at a time, from a PNG
+original read a strip at a time where `_source_bands` can: drawing one then
+costs the overlay's one-byte layer (16 MB at most) and a band, plus the decoded
+original only for those it cannot stream.
 """
 
 from __future__ import annotations
