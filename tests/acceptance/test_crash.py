@@ -49,6 +49,17 @@ def alive(pids: set[int]) -> set[int]:
     return {pid for pid in pids if (stat := _stat(pid)) is not None and stat[0] != "Z"}
 
 
+def _described(pids: set[int]) -> list[tuple[int, str]]:
+    """Each process with its command line, for a failure message."""
+    described = []
+    for pid in sorted(pids):
+        try:
+            described.append((pid, Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]))
+        except OSError:
+            described.append((pid, "?"))
+    return described
+
+
 def _stat(pid: int) -> tuple[str, int] | None:
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
@@ -115,7 +126,9 @@ def test_kill_9_of_the_server_leaves_no_child_and_the_next_start_finishes_the_ex
         children = poll(pool_at_work, 30, "the process pool to work on the export")
         first.process.send_signal(signal.SIGKILL)
         first.process.wait(10)
-        poll(lambda: not alive(children), 10, f"the server's children {sorted(alive(children))} to exit")
+        # the forkserver hears its parent's end on a pipe, its workers by PR_SET_PDEATHSIG: on a loaded
+        # machine at the pool's lower priority that can take seconds, so the deadline is generous
+        poll(lambda: not alive(children), 30, f"the server's children {_described(alive(children))} to exit")
     finally:
         survivors = alive(descendants(first.process.pid)) if first.process.poll() is None else set()
         first.stop()
