@@ -29,7 +29,8 @@ import asyncio
 import inspect
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -160,7 +161,7 @@ class Store:
                 raise StoreUnavailable() from error
             raise
         if events:
-            await asyncio.shield(self.publish(events))  # committed: its events go out even if we are cancelled
+            await publish_committed(self.publish(events))
         return result
 
     async def query(self, work: Callable[[Repository], T]) -> T:
@@ -189,6 +190,47 @@ class Store:
 
     async def close(self) -> None:
         await self._backend.close()
+
+
+async def publish_committed(publishing: Coroutine[Any, Any, None]) -> None:
+    """Run the publishing of committed events in the caller, up to the first point where it waits;
+    from there, if it ever waits, finish it in a task of its own, shielded from the caller's
+    cancellation: committed events go out whatever happens to the caller.
+
+    In a task from the start (``asyncio.shield(publishing)``), every commit cost two turns of the
+    event loop before its caller resumed (the task's start, then the caller's wake-up), each a wait
+    behind every other ready callback: 11 ms at p99 for a cancel under 80 exporting users. Most
+    publishing never waits (the engine's stop signal and the metrics are plain calls; the relay
+    waits only when sockets must be written to), so it now costs no turn at all.
+    """
+    try:
+        waiting_for = publishing.send(None)
+    except StopIteration:
+        return
+    await asyncio.shield(asyncio.ensure_future(_finish(publishing, waiting_for)))
+
+
+async def _finish(publishing: Coroutine[Any, Any, None], waiting_for: Any) -> None:
+    await _resume(publishing, waiting_for)
+
+
+@types.coroutine
+def _resume(coroutine: Coroutine[Any, Any, None], waiting_for: Any):
+    """Go on with a coroutine that was started elsewhere and is waiting for `waiting_for` (what it
+    yielded): yield that to the task running us, and pass back what the task sends or throws."""
+    while True:
+        try:
+            sent = yield waiting_for
+        except BaseException as error:
+            try:
+                waiting_for = coroutine.throw(error)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                waiting_for = coroutine.send(sent)
+            except StopIteration as stop:
+                return stop.value
 
 
 def _sqlite_engine(url: str, *, writer: bool) -> Engine:
