@@ -265,7 +265,11 @@ class Services:
 
     async def start_export(self, user_id: str, project_id: str, request: ExportRequest,
                            idempotency_key: str | None = None) -> tuple[Row, bool]:
-        """Queue an export. Returns the job and whether it is new (False: an idempotent replay)."""
+        """Queue an export. Returns the job and whether it is new (False: an idempotent replay).
+
+        One transaction: the user's row locked (which also proves the account still exists, so the route
+        needs no lookup of its own), the project and the user's active count read under that lock, the
+        job and its `export:queued` row written. On PostgreSQL that is four statements."""
         options = request.options
         _check_formats(options.annotation_formats, options.metrics_formats, options.include_visualizations)
         fingerprint = _fingerprint(project_id, request)
@@ -274,8 +278,11 @@ class Services:
             await asyncio.to_thread(self.write_probe.require_writable)
 
         def admit(repo: Repository) -> tuple[Row, bool]:
-            project = _visible_project(repo, user_id, project_id)
-            repo.lock_user(user_id)
+            if not repo.lock_existing_user(user_id):  # held to the commit: admissions of one user queue here
+                raise errors.Unauthorized("The account no longer exists.")
+            project = repo.project_for_admission(user_id, project_id, limit=limit)
+            if project is None:
+                raise errors.ProjectNotFound()
             if idempotency_key is not None:
                 seen = repo.idempotent_job(user_id, idempotency_key)
                 if seen is not None:
@@ -284,7 +291,7 @@ class Services:
                     return repo.job(seen.job_id), False
             if options.selected_image_ids is not None:
                 _check_selection(options.selected_image_ids, repo.image_ids_of(project_id))
-            if repo.count_active(user_id, limit=limit) >= limit:
+            if project.active_exports >= limit:
                 active = [{"id": job.id, "projectId": job.project_id, "projectName": job.project_name,
                            "status": job.status, "progress": job.progress}
                           for job in repo.active_jobs(user_id=user_id)]

@@ -16,9 +16,11 @@ message was lost (Redis down) is handed over again by the pending sweep
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
+import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from celery import Celery
 
@@ -53,7 +55,12 @@ def create_celery(settings: Settings) -> Celery:
 
 
 class CeleryDispatcher:
-    """The engine of a process that runs no exports: hands each job it queued to the broker."""
+    """The engine of a process that runs no exports: hands each job it queued to the broker.
+
+    One thread of its own sends; the event loop only puts the job id in its queue, which costs no future
+    and no wake-up while the thread is busy. The thread sends what has gathered in its queue, in order,
+    through one producer taken from Celery's pool for the whole batch.
+    """
 
     def __init__(self, celery: Celery, settings: Settings) -> None:
         self.celery = celery
@@ -61,16 +68,24 @@ class CeleryDispatcher:
         self.running: dict[str, RunningJob] = {}  #: always empty: exports run in the workers
         self.sent = 0
         self.failed = 0
-        self._sender: ThreadPoolExecutor | None = None
+        self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._sender: threading.Thread | None = None
+        self._stopping = False
+        self._options = {"queue": settings.celery_queue, "retry": True,
+                         "retry_policy": {"max_retries": 2, "interval_start": 0.1, "interval_step": 0.5}}
 
     async def start(self) -> None:
-        if self._sender is None:
-            self._sender = ThreadPoolExecutor(1, thread_name_prefix="exportd-broker")
+        self._start_sender()
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
+        """Finish the send under way and drop the rest (the pending sweep hands those jobs over again)."""
         if self._sender is not None:
-            self._sender.shutdown(wait=True, cancel_futures=True)
+            self._stopping = True
+            self._queue.put(None)
+            self._sender.join()
             self._sender = None
+            self._queue = queue.SimpleQueue()
+            self._stopping = False
 
     def on_events(self, records: Sequence[EventRecord]) -> None:
         """The store's listener: every job this process queued goes to the broker."""
@@ -80,14 +95,36 @@ class CeleryDispatcher:
 
     def submit(self, job_id: str) -> None:
         """Hand a job to the broker without waiting for it (a lost message is handed over again by the sweep)."""
-        if self._sender is None:
-            self._sender = ThreadPoolExecutor(1, thread_name_prefix="exportd-broker")
-        self._sender.submit(self._send, job_id)
+        self._start_sender()
+        self._queue.put(job_id)
 
-    def _send(self, job_id: str) -> None:
+    def _start_sender(self) -> None:
+        if self._sender is None:
+            self._sender = threading.Thread(target=self._send_forever, name="exportd-broker", daemon=True)
+            self._sender.start()
+
+    def _send_forever(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    batch.append(self._queue.get_nowait())
+            try:
+                with self.celery.producer_or_acquire() as producer:
+                    for job_id in batch:
+                        if job_id is None or self._stopping:
+                            return
+                        self._send(job_id, producer)
+            except Exception as error:  # noqa: BLE001 - no producer (Redis away): the pending sweep sends them
+                self.failed += sum(1 for job_id in batch if job_id is not None)
+                log.warning("could not hand %d exports to the broker (%s); the sweep will", len(batch),
+                            error.__class__.__name__)
+                if None in batch or self._stopping:
+                    return
+
+    def _send(self, job_id: str, producer) -> None:
         try:
-            self.celery.send_task(RUN_EXPORT, args=[job_id], queue=self.settings.celery_queue, retry=True,
-                                  retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.5})
+            self.celery.send_task(RUN_EXPORT, args=[job_id], producer=producer, **self._options)
             self.sent += 1
         except Exception as error:  # noqa: BLE001 - Redis away: the pending sweep sends it again
             self.failed += 1

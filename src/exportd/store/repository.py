@@ -114,6 +114,11 @@ class Repository:
     def user_by_email(self, email: str) -> Row | None:
         return (self.conn.execute(select(users).where(users.c.email == email))).one_or_none()
 
+    def lock_existing_user(self, user_id: str) -> bool:
+        """Lock the user's row for the rest of the transaction (PostgreSQL; SQLite's single writer serialises
+        already) and say whether the account exists: one statement for both."""
+        return self._run(sql.LOCK_USER, {"user_id": user_id}).one_or_none() is not None
+
     def lock_user(self, user_id: str) -> None:
         """Serialise a user's writes that check-then-insert (SQLite's single writer already does)."""
         if self.conn.dialect.name != "sqlite":
@@ -132,6 +137,12 @@ class Repository:
 
     def project_for(self, user_id: str, project_id: str) -> Row | None:
         return self._run(sql.PROJECT_FOR_USER, {"user_id": user_id, "project_id": project_id}).one_or_none()
+
+    def project_for_admission(self, user_id: str, project_id: str, *, limit: int) -> Row | None:
+        """`project_for`, with `active_exports`: the user's pending and processing jobs counted up to `limit`.
+        Read it under the user's lock (`lock_existing_user`), so that no concurrent admission slips past."""
+        return self._run(sql.PROJECT_FOR_ADMISSION,
+                         {"user_id": user_id, "project_id": project_id, "limit": limit}).one_or_none()
 
     def projects_for(self, user_id: str) -> Sequence[Row]:
         counts = (
@@ -283,10 +294,6 @@ class Repository:
             query = query.limit(limit)
         return [row.payload for row in self.conn.execute(query)]
 
-    def count_active(self, user_id: str, *, limit: int) -> int:
-        """The user's pending and processing jobs, counted up to `limit` at most."""
-        return self._run(sql.ACTIVE_FOR_USER, {"user_id": user_id, "limit": limit}).scalar_one()
-
     def active_jobs(self, *, project_id: str | None = None, user_id: str | None = None) -> Sequence[Row]:
         query = select(export_jobs).where(export_jobs.c.status.in_([s.value for s in ACTIVE]))
         if project_id is not None:
@@ -381,14 +388,15 @@ class Repository:
         row = {"id": new_id(), "project_id": project_id, "user_id": user_id, "status": JobStatus.PENDING.value,
                "seq": 1, "attempt": 0, "progress": 0.0, "options": options, "project_name": project_name,
                "warnings": []}
-        if self._db_clock:
-            job = self._insert(sql.INSERT_JOB_DB_CLOCK, row).one()
+        if self._db_clock:  # stamped by the database, its queue position counted by the same statement
+            job = self._run(sql.INSERT_QUEUED_JOB_DB_CLOCK, row).one()
             now = self._now = job.created_at
+            position = job.queue_position
         else:
             now = utcnow()
             job = self._insert(sql.INSERT_JOB, {**row, "created_at": now, "updated_at": now}).one()
-        self._record(job, ev.Queued(**self._base(job, now), queued_at=iso(now), position=self.queue_position(job),
-                                    attempt=0))
+            position = self.queue_position(job)
+        self._record(job, ev.Queued(**self._base(job, now), queued_at=iso(now), position=position, attempt=0))
         return job
 
     def claim(self, job_id: str, *, lease_seconds: float) -> Row | None:

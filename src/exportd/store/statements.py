@@ -89,8 +89,6 @@ def transition(t: Transition, guards: tuple[str, ...], columns: tuple[str, ...],
 DB_NOW = select(DB_CLOCK)
 USER_BY_ID = select(users).where(users.c.id == bindparam("user_id"))
 INSERT_JOB = insert(jobs).returning(*jobs.c)
-#: a new job stamped by the database's clock (PostgreSQL)
-INSERT_JOB_DB_CLOCK = insert(jobs).values(created_at=DB_CLOCK, updated_at=DB_CLOCK).returning(*jobs.c)
 INSERT_EVENT = insert(export_events)
 JOB_BY_ID = select(jobs).where(jobs.c.id == bindparam("job_id"))
 
@@ -112,6 +110,17 @@ QUEUE_POSITION = select(func.count()).where(
     jobs.c.created_at <= bindparam("created_at"),
     jobs.c.id != bindparam("job_id"),
 )
+#: the columns a new job is given (`Repository.create_job`)
+NEW_JOB_COLUMNS = ("id", "project_id", "user_id", "status", "seq", "attempt", "progress", "options", "project_name",
+                   "warnings")
+_new_job = (insert(jobs).values(created_at=DB_CLOCK, updated_at=DB_CLOCK, **{c: bindparam(c) for c in NEW_JOB_COLUMNS})
+            .returning(*jobs.c).cte("new_job"))
+_earlier = jobs.alias("earlier")
+#: a new job stamped by the database's clock, returned with its queue position (PostgreSQL): `QUEUE_POSITION` of
+#: the new row in the same statement, whose snapshot does not hold the new row yet
+INSERT_QUEUED_JOB_DB_CLOCK = select(*_new_job.c, select(func.count()).where(
+    _earlier.c.status == JobStatus.PENDING.value, _earlier.c.created_at <= _new_job.c.created_at,
+    _earlier.c.id != _new_job.c.id).scalar_subquery().label("queue_position"))
 LAST_PROCESSING_TIME = (
     select(jobs.c.processing_time)
     .where(jobs.c.project_id == bindparam("project_id"), jobs.c.status == JobStatus.COMPLETED.value)
@@ -142,3 +151,10 @@ ACTIVE_FOR_USER = select(func.count()).select_from(
     .limit(bindparam("limit"))
     .subquery()
 )
+#: the user's row, locked for the rest of the transaction where the database has row locks (PostgreSQL; SQLite's
+#: one writer serialises anyway): no row, no account
+LOCK_USER = select(users.c.id).where(users.c.id == bindparam("user_id")).with_for_update()
+#: admission's read, made under the user's lock: the project if the user may see it, with the user's active
+#: jobs counted up to `limit`
+PROJECT_FOR_ADMISSION = select(*projects.c, ACTIVE_FOR_USER.scalar_subquery().label("active_exports")).where(
+    projects.c.id == bindparam("project_id"), VISIBLE_TO_USER)
