@@ -14,9 +14,13 @@ With ``--worst-image``, one 10,000 × 10,000 1-bit PNG (12 KB as a file, exactly
 at the pixel cap) joins the project: the worst image the API accepts, whose
 overlay is drawn at 4096 × 4096, with nine small cells and one large cell with a
 hole (its box 0.36 of the image): the cell that COCO writes as an RLE mask and
-that the label mask, a 16-bit array of the whole image, paints.
+that the label mask, a 16-bit array of the whole image, paints. With
+``--worst-kind grey`` it is a 10,000 × 10,000 8-bit greyscale PNG instead, with
+``--worst-kind rgb`` a 5,120 × 5,120 RGB PNG (100 MiB decoded, the byte cap),
+both reduced by the box filter for the overlay, with the same cells scaled.
 
-Run: ``.venv/bin/python bench/export_memory.py [--images 10000] [--workers 0] [--worst-image]``
+Run: ``.venv/bin/python bench/export_memory.py [--images 10000] [--workers 0] [--worst-image]
+[--worst-kind one-bit|grey|rgb]``
 """
 
 from __future__ import annotations
@@ -76,13 +80,23 @@ def child(manifest: Path, out: Path, workers: int) -> None:
     }))
 
 
-def add_worst_image(manifest: Path, side: int = 10_000) -> None:
-    """One more image, the costliest to draw the API accepts (tiny as a file), with a few cells."""
+WORST_SIDES = {"one-bit": 10_000, "grey": 10_000, "rgb": 5120}  #: each at the pixel or the byte cap
+
+
+def add_worst_image(manifest: Path, side: int = 10_000, kind: str = "one-bit") -> None:
+    """One more image, the costliest to draw the API accepts (tiny as a file), with a few cells:
+    1-bit, or 8-bit greyscale, or RGB (the three channels the picture turned three ways)."""
+    import numpy as np
     from PIL import Image, ImageDraw
 
-    picture = Image.new("1", (side, side), 0)
-    ImageDraw.Draw(picture).ellipse((side // 10, side // 10, side * 9 // 10, side * 9 // 10), fill=1)
+    picture = Image.new("1" if kind == "one-bit" else "L", (side, side), 0 if kind == "one-bit" else 40)
+    ImageDraw.Draw(picture).ellipse((side // 10, side // 10, side * 9 // 10, side * 9 // 10),
+                                    fill=1 if kind == "one-bit" else 200)
+    if kind == "rgb":
+        grey = np.asarray(picture)
+        picture = Image.fromarray(np.dstack([grey, grey[::-1], grey[:, ::-1]]))
     picture.save(manifest.parent / "worst.png", "PNG")
+    del picture
     cells = [{"id": f"w{n}", "type": "external", "parentId": None, "className": "cell",
               "points": [[x, 100.0], [x + 800, 100.0], [x + 400, 900.0]]}
              for n, x in enumerate(range(100, side - 1000, 1000))]
@@ -104,6 +118,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--worst-image", action="store_true",
                         help="add the worst image the API accepts: 10,000 x 10,000 1-bit, at the pixel cap")
+    parser.add_argument("--worst-kind", choices=tuple(WORST_SIDES), default="one-bit",
+                        help="the worst image: 10,000 x 10,000 1-bit or 8-bit greyscale, or 5,120 x 5,120 RGB")
     parser.add_argument("--child", nargs=2, metavar=("MANIFEST", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -116,8 +132,9 @@ def main() -> int:
         began = time.perf_counter()
         manifest = build_project(root / "project", args.images, 64, 64)
         if args.worst_image:
-            add_worst_image(manifest)
-            print("  with one 10,000 x 10,000 1-bit PNG (the pixel cap) among them")
+            side = WORST_SIDES[args.worst_kind]
+            add_worst_image(manifest, side, args.worst_kind)
+            print(f"  with one {side:,} x {side:,} {args.worst_kind} PNG (at the pixel or the byte cap) among them")
         print(f"  project written in {time.perf_counter() - began:.1f} s")
         out = root / "out"
         out.mkdir()

@@ -26,27 +26,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _exports import load_project, machine  # noqa: E402
-from export_memory import add_worst_image, peak_mb  # noqa: E402
+from export_memory import WORST_SIDES, add_worst_image, peak_mb  # noqa: E402
 
 STEPS = ("overlay", "masks", "coco")
 
 
 def build(folder: Path, kind: str) -> Path:
     """The manifest of a project of the one image."""
-    import numpy as np
-    from PIL import Image, ImageDraw
-
     manifest = folder / "project.jsonl"
     manifest.write_text("")
-    side = 5120 if kind == "rgb" else 10_000
-    add_worst_image(manifest, side)
-    if kind != "one-bit":
-        picture = Image.new("L", (side, side), 40)
-        ImageDraw.Draw(picture).ellipse((side // 10, side // 10, side * 9 // 10, side * 9 // 10), fill=200)
-        if kind == "rgb":
-            grey = np.asarray(picture)
-            picture = Image.fromarray(np.dstack([grey, grey[::-1], grey[:, ::-1]]))
-        picture.save(folder / "worst.png", "PNG")
+    add_worst_image(manifest, WORST_SIDES[kind], kind)
     return manifest
 
 
@@ -78,7 +67,7 @@ def child(manifest: Path, step: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kind", choices=("one-bit", "grey", "rgb"), default="one-bit")
+    parser.add_argument("--kind", choices=tuple(WORST_SIDES), default="one-bit")
     parser.add_argument("--child", nargs=2, metavar=("MANIFEST", "STEP"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

@@ -1,6 +1,7 @@
 """The worst image the API accepts costs a bounded amount of memory to export: the overlay's one-byte
 layer at its capped size and a band of rows, not the original's 100 MB of decoded pixels nor the
-overlay as RGB, measured in a fresh process."""
+overlay as RGB, measured in a fresh process, for a 1-bit original (reduced by nearest neighbour)
+and an RGB one (reduced by the streamed box filter)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 from PIL import Image, ImageDraw
 
 from exportd.domain.limits import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, decoded_bytes
@@ -46,6 +48,9 @@ CHILD = textwrap.dedent("""
 """)
 
 
+RGB_SIDE = 5120  #: 100 MiB decoded (Pillow keeps RGB in four bytes a pixel): the byte cap
+
+
 def test_a_1_bit_image_at_the_pixel_cap_exports_within_the_capped_overlay_s_layer(tmp_path):
     assert SIDE * SIDE <= MAX_IMAGE_PIXELS and decoded_bytes("1", (SIDE, SIDE)) <= MAX_IMAGE_BYTES  # accepted
     path = tmp_path / "huge.png"
@@ -53,9 +58,25 @@ def test_a_1_bit_image_at_the_pixel_cap_exports_within_the_capped_overlay_s_laye
     ImageDraw.Draw(picture).ellipse((1000, 1000, 9000, 9000), fill=1)
     picture.save(path, "PNG")
     del picture
+    exports_within_the_capped_overlay_s_layer(tmp_path, path, SIDE)
+
+
+def test_an_rgb_image_at_the_byte_cap_exports_within_the_capped_overlay_s_layer(tmp_path):
+    side = RGB_SIDE
+    assert side * side <= MAX_IMAGE_PIXELS and decoded_bytes("RGB", (side, side)) == MAX_IMAGE_BYTES  # accepted
+    grey = Image.new("L", (side, side), 40)
+    ImageDraw.Draw(grey).ellipse((side // 10, side // 10, side * 9 // 10, side * 9 // 10), fill=200)
+    pixels = np.asarray(grey)
+    path = tmp_path / "huge.png"
+    Image.fromarray(np.dstack([pixels, pixels[::-1], pixels[:, ::-1]])).save(path, "PNG")
+    del grey, pixels
+    exports_within_the_capped_overlay_s_layer(tmp_path, path, side)
+
+
+def exports_within_the_capped_overlay_s_layer(tmp_path, path, side: int) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    done = subprocess.run([sys.executable, "-c", CHILD, str(path), str(out), str(SIDE)],
+    done = subprocess.run([sys.executable, "-c", CHILD, str(path), str(out), str(side)],
                           capture_output=True, text=True, timeout=300, check=True)
     figures = json.loads(done.stdout)
     # the layer of inks, one byte a pixel; the slack holds a band, Python objects and the compressed PNG

@@ -45,6 +45,9 @@ PNG_COMPRESSION = 3  #: zlib level: most of level 6's size at a fraction of its 
 MAX_OVERLAY_PIXELS = 4096 * 4096  #: larger originals are drawn scaled down to this many pixels
 BAND_PIXELS = 1 << 18  #: a larger overlay is made this many pixels at a time (`_banded`)
 NEAREST_MODES = ("1", "P")  #: modes Pillow resizes by nearest neighbour, whatever the filter asked
+#: modes a streamed PNG is reduced in by `_box_streamed` (others by Pillow, decoded whole): not LA or
+#: RGBA, which Pillow's box filter averages premultiplied by alpha
+BOX_MODES = ("L", "RGB")
 #: inks of the overlay layer, one byte a pixel: a fill, the same + LINE for its outline, the number's parts
 EXTERNAL, INTERNAL, LINE, DISC, DISC_EDGE, TEXT = 1, 2, 2, 5, 6, 7
 
@@ -171,15 +174,19 @@ def _source_bands(path: Path, mode: str, size: tuple[int, int]) -> Iterator[tupl
     A PNG that `PngRows` reads, at its own size or in a mode Pillow reduces by
     nearest neighbour (1-bit, palette), is streamed: only the rows the overlay
     shows are kept, a strip at a time, so a 10,000 x 10,000 1-bit original costs
-    a strip, not its 100 MB of decoded pixels. Others are decoded whole and
-    reduced, as `_reduced` does, and the decoded original is released before
-    the first band.
+    a strip, not its 100 MB of decoded pixels. One in greyscale or RGB that is
+    reduced is streamed too and reduced by `_box_streamed` (within 1 level of
+    Pillow's box filter). Others are decoded whole and reduced, as `_reduced`
+    does, and the decoded original is released before the first band.
     """
     rows = PngRows.open(path)
     if rows is not None:
         with rows:
             if rows.mode == mode and ((rows.width, rows.height) == size or mode in NEAREST_MODES):
                 yield from ((band, None) for band in _streamed(rows, size))
+                return
+            if rows.mode == mode and mode in BOX_MODES:
+                yield from ((band, None) for band in _box_streamed(rows, size))
                 return
     with Image.open(path) as source:
         reduced, peak = _reduced(source, size)
@@ -207,6 +214,75 @@ def _streamed(rows: PngRows, size: tuple[int, int]) -> Iterator[Image.Image]:
             done = end
     if done != size[1]:
         raise OSError("image file is truncated")
+
+
+def _box_streamed(rows: PngRows, size: tuple[int, int], strip: int | None = None) -> Iterator[Image.Image]:
+    """The PNG reduced to `size` by a box filter, top to bottom, reading `strip` rows at a time.
+
+    Each output pixel is the mean of the original pixels Pillow's `Image.BOX`
+    averages for it (`box_windows`), rounded half up. The sums are exact
+    integers, always made in the same order: each strip's rows are summed
+    across their columns' windows, and those row sums are added up down the
+    rows' windows, carrying the rows of a window that crosses into the next
+    strip. Pillow rounds its first pass to 8 bits (horizontal or vertical
+    first, as it picks), so a pixel may differ from its resize by 1 level.
+    Memory: a strip, its row sums and a band of the output.
+    """
+    channels = len(rows.mode)
+    strip = strip or max(1, BAND_PIXELS // rows.width)
+    left, right = box_windows(rows.width, size[0])
+    top, bottom = box_windows(rows.height, size[1])
+    widths = (right - left)[:, None]
+    dtype = np.int32 if 255 * rows.width * (strip + rows.height // size[1] + 2) < 2 ** 31 else np.int64
+    carried = np.zeros((0, size[0], channels), dtype=dtype)  # row sums of rows still to be used
+    first = 0  # the original row `carried` starts at
+    done = 0  # output rows made
+    for start, count, data in rows.strips(strip):
+        pixels = np.frombuffer(rows.image(data, count).tobytes(), dtype=np.uint8).reshape(count, rows.width, channels)
+        carried = np.concatenate([carried, _row_sums(pixels, left, right, dtype)])
+        del pixels
+        end = int(np.searchsorted(bottom, start + count, side="right"))  # output rows complete with this strip
+        if end > done:
+            band = np.empty((end - done, size[0], channels), dtype=np.uint8)
+            for row in range(done, end):
+                sums = carried[top[row] - first:bottom[row] - first].sum(axis=0, dtype=dtype)
+                area = widths * int(bottom[row] - top[row])
+                band[row - done] = (2 * sums + area) // (2 * area)  # the mean, rounded half up
+            yield Image.fromarray(band[..., 0] if channels == 1 else band, rows.mode)
+            done = end
+            keep = min(int(top[done]), start + count) if done < size[1] else start + count
+            carried, first = carried[keep - first:], keep
+    if done != size[1]:
+        raise OSError("image file is truncated")
+
+
+def _row_sums(pixels: np.ndarray, left: np.ndarray, right: np.ndarray, dtype: type, piece: int = 8) -> np.ndarray:
+    """Each row's sum of `pixels` (rows, width, channels) over the column windows [left, right),
+    `piece` rows at a time (the running sums are the width of the original)."""
+    rows, width, channels = pixels.shape
+    sums = np.empty((rows, len(left), channels), dtype=dtype)
+    totals = np.zeros((min(piece, rows), width + 1, channels), dtype=dtype)
+    for first in range(0, rows, piece):
+        part = pixels[first:first + piece]
+        np.cumsum(part, axis=1, dtype=dtype, out=totals[:len(part), 1:])
+        np.subtract(totals[:len(part), right], totals[:len(part), left], out=sums[first:first + piece])
+    return sums
+
+
+def box_windows(length: int, reduced: int) -> tuple[np.ndarray, np.ndarray]:
+    """[first, end) of the original's pixels that Pillow's `Image.BOX` resize of `length` pixels to
+    `reduced` (at most `length`) averages for each: those whose centre lies within half a scale of
+    the output pixel's centre, in Pillow's own double arithmetic."""
+    scale = length / reduced
+    support = 0.5 * scale
+    centre = (np.arange(reduced) + 0.5) * scale
+    low = np.maximum((centre - support + 0.5).astype(np.int64), 0)
+    high = np.minimum((centre + support + 0.5).astype(np.int64), length)
+    offsets = np.arange(int((high - low).max()))
+    candidate = (offsets[None, :] + low[:, None] - centre[:, None] + 0.5) * (1.0 / scale)
+    inside = (candidate > -0.5) & (candidate <= 0.5) & (offsets[None, :] < (high - low)[:, None])
+    first = low + inside.argmax(axis=1)
+    return first, first + inside.sum(axis=1)
 
 
 def nearest_rows(height: int, rows: int) -> np.ndarray:
