@@ -28,7 +28,6 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-import asyncpg
 from _harness import header, spread_line
 from cluster_scaling import PG_ADMIN_DSN, admin
 
@@ -133,15 +132,22 @@ async def main() -> None:
                 await store.close()
     finally:
         await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    counts = Counter(len(trips) for trips in per_cancel)
+    shape = print_trips("cancel", per_cancel, whole, label="Services.cancel")
+    print(f"  {shape} round trips per cancel")
+
+
+def print_trips(noun: str, per_call: list[list[tuple[str, float]]], whole: list[float], *, label: str) -> int:
+    """Print the round trips the calls made, each with its median time, and the calls' spread; return the
+    number of round trips most calls made."""
+    counts = Counter(len(trips) for trips in per_call)
     shape = max(counts, key=counts.get)
-    typical = [trips for trips in per_cancel if len(trips) == shape]
-    print(f"  round trips per cancel: {dict(sorted(counts.items()))} (count: cancels)")
+    typical = [trips for trips in per_call if len(trips) == shape]
+    print(f"  round trips per {noun}: {dict(sorted(counts.items()))} (count: {noun}s)")
     for position, (what, _) in enumerate(typical[0]):
         p50 = statistics.median(trips[position][1] for trips in typical)
         print(f"    {position + 1}. {what:<80} p50 {p50 * 1000:6.3f} ms")
-    print(spread_line("Services.cancel", whole))
-    print(f"  {shape} round trips per cancel")
+    print(spread_line(label, whole))
+    return shape
 
 
 if __name__ == "__main__":

@@ -23,16 +23,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import statistics
 import tempfile
 import time
 import uuid
-from collections import Counter
 from pathlib import Path
 
 import cancel_trips
-from _harness import header, spread_line
-from cancel_trips import TRIPS, counting_round_trips
+from _harness import header
+from cancel_trips import TRIPS, counting_round_trips, print_trips
 from cluster_scaling import PG_ADMIN_DSN, admin
 
 from exportd.domain.requests import Credentials, ExportRequest
@@ -91,14 +89,7 @@ async def main() -> None:
                 await store.close()
     finally:
         await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    counts = Counter(len(trips) for trips in per_create)
-    shape = max(counts, key=counts.get)
-    typical = [trips for trips in per_create if len(trips) == shape]
-    print(f"  round trips per create: {dict(sorted(counts.items()))} (count: creates)")
-    for position, (what, _) in enumerate(typical[0]):
-        p50 = statistics.median(trips[position][1] for trips in typical)
-        print(f"    {position + 1}. {what:<80} p50 {p50 * 1000:6.3f} ms")
-    print(spread_line("create", whole))
+    shape = print_trips("create", per_create, whole, label="create")
     print(f"  {shape} round trips per create; CPU of this process {cpu / len(per_create) * 1000:.2f} ms per create")
 
 
