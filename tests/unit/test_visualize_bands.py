@@ -207,12 +207,15 @@ def test_an_overlay_made_band_by_band_has_the_pixels_of_one_drawn_at_once(tmp_pa
         assert reduced == (got.size != picture.size), name
 
 
-def test_a_damaged_original_made_band_by_band_is_a_warning(tmp_path, monkeypatch):
+@pytest.mark.parametrize("reduced", [False, True])
+def test_a_damaged_original_made_band_by_band_is_a_warning(tmp_path, monkeypatch, reduced):
     rng = np.random.default_rng(5)
     data = png_with_every_filter(rng.integers(0, 256, (300, 200), dtype=np.uint8), 200, 8, 0, rng)
     path = tmp_path / "cut.png"
     path.write_bytes(data[:len(data) * 2 // 3])
     monkeypatch.setattr(visualize, "BAND_PIXELS", 900)
+    if reduced:  # by the streamed box filter
+        monkeypatch.setattr(visualize, "MAX_OVERLAY_PIXELS", 200 * 300 // 5)
     cell = PolygonData("a", "external", ((10, 10), (150, 20), (60, 250)))
     png, warnings = render(ImageData("i", "cut.png", 200, 300, path, (cell,)), Style.of(
         ExportOptions().visualization_options))
