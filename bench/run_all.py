@@ -1,7 +1,6 @@
 """Run every benchmark in sequence, each in its own process, and say how long each took.
 
-Run: ``.venv/bin/python bench/run_all.py [cancel_latency event_latency throughput]`` (all three by default),
-or ``make bench``. Extra figures and options are in each script's docstring.
+Run: ``.venv/bin/python bench/run_all.py [NAME ...]`` (every benchmark by default), or ``make bench``. Extra figures and options are in each script's docstring.
 """
 
 from __future__ import annotations
@@ -13,7 +12,8 @@ from pathlib import Path
 
 BENCHMARKS = ("cancel_latency", "event_latency", "throughput", "store_writes", "export_originals",
               "export_parallel", "export_memory", "import_masks", "cluster_scaling", "saturation",
-              "remote_cancel", "cluster_throughput", "worker_path", "fanout", "notify_commits")
+              "remote_cancel", "cluster_throughput", "worker_path", "fanout", "notify_commits", "cancel_real",
+              "geometry_limits", "worst_image_stages", "cancel_trips", "create_trips")
 
 
 def main() -> int:
