@@ -26,6 +26,10 @@ RACE = ExportRequest(options=ExportOptions(include_visualizations=False, include
 USERS = 8
 IN_FLIGHT = 2  #: exports each user races at once
 JITTER_SECONDS = 0.002
+#: when the completion is released first, the cancel comes within this much later: a completion's transaction
+#: (the file's name, the guarded UPDATE, the event) takes longer than a cancel's, so with the same short jitter
+#: the cancel would almost always still win and the other order would go unmet
+HEAD_START_SECONDS = 0.02
 
 
 class ClientLog:
@@ -73,8 +77,11 @@ async def test_forced_cancel_completion_races_leave_one_outcome_each_in_the_stor
             jobs.append((job.id, client_log))
             await gate.reached(job.id, timeout=120)  # the ZIP is written; completion is next
 
+            release_first = number % 2 == 1
+            delay = rng.random() * (HEAD_START_SECONDS if release_first else JITTER_SECONDS)
+
             async def cancel() -> None:
-                await asyncio.sleep(rng.random() * JITTER_SECONDS)
+                await asyncio.sleep(delay)
                 try:
                     row = await services.cancel(user_id, project_id, job.id)
                 except ExportNotCancellable:
@@ -87,7 +94,7 @@ async def test_forced_cancel_completion_races_leave_one_outcome_each_in_the_stor
                 await asyncio.sleep(rng.random() * JITTER_SECONDS)
                 gate.release(job.id)
 
-            first, second = (cancel(), release()) if number % 2 == 0 else (release(), cancel())
+            first, second = (release(), cancel()) if release_first else (cancel(), release())
             await asyncio.gather(first, second)
             await client_log.ended(job.id)
 
