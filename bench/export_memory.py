@@ -20,7 +20,7 @@ that the label mask, a 16-bit array of the whole image, paints. With
 both reduced by the box filter for the overlay, with the same cells scaled.
 
 Run: ``.venv/bin/python bench/export_memory.py [--images 10000] [--workers 0] [--worst-image]
-[--worst-kind one-bit|grey|rgb]``
+[--worst-kind one-bit|grey|rgb|rgba]``
 """
 
 from __future__ import annotations
@@ -80,21 +80,23 @@ def child(manifest: Path, out: Path, workers: int) -> None:
     }))
 
 
-WORST_SIDES = {"one-bit": 10_000, "grey": 10_000, "rgb": 5120}  #: each at the pixel or the byte cap
+WORST_SIDES = {"one-bit": 10_000, "grey": 10_000, "rgb": 5120, "rgba": 5120}  #: each at the pixel or the byte cap
 
 
 def add_worst_image(manifest: Path, side: int = 10_000, kind: str = "one-bit") -> None:
     """One more image, the costliest to draw the API accepts (tiny as a file), with a few cells:
-    1-bit, or 8-bit greyscale, or RGB (the three channels the picture turned three ways)."""
+    1-bit, or 8-bit greyscale, or RGB (the three channels the picture turned three ways), or RGBA (the
+    same with the picture transposed as its alpha): RGB and RGBA at 5,120², the 100 MiB byte cap."""
     import numpy as np
     from PIL import Image, ImageDraw
 
     picture = Image.new("1" if kind == "one-bit" else "L", (side, side), 0 if kind == "one-bit" else 40)
     ImageDraw.Draw(picture).ellipse((side // 10, side // 10, side * 9 // 10, side * 9 // 10),
                                     fill=1 if kind == "one-bit" else 200)
-    if kind == "rgb":
+    if kind in ("rgb", "rgba"):
         grey = np.asarray(picture)
-        picture = Image.fromarray(np.dstack([grey, grey[::-1], grey[:, ::-1]]))
+        channels = [grey, grey[::-1], grey[:, ::-1]] + ([np.ascontiguousarray(grey.T)] if kind == "rgba" else [])
+        picture = Image.fromarray(np.dstack(channels))
     picture.save(manifest.parent / "worst.png", "PNG")
     del picture
     cells = [{"id": f"w{n}", "type": "external", "parentId": None, "className": "cell",
@@ -119,7 +121,7 @@ def main() -> int:
     parser.add_argument("--worst-image", action="store_true",
                         help="add the worst image the API accepts: 10,000 x 10,000 1-bit, at the pixel cap")
     parser.add_argument("--worst-kind", choices=tuple(WORST_SIDES), default="one-bit",
-                        help="the worst image: 10,000 x 10,000 1-bit or 8-bit greyscale, or 5,120 x 5,120 RGB")
+                        help="the worst image: 10,000 x 10,000 1-bit or 8-bit greyscale, or 5,120 x 5,120 RGB or RGBA")
     parser.add_argument("--child", nargs=2, metavar=("MANIFEST", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

@@ -9,7 +9,7 @@ COCO annotations) a child process loads the image, checks its polygons, notes
 its peak resident set (VmHWM), runs the step once and prints how much the peak
 grew and the seconds it took. Nothing is asserted.
 
-Run: ``.venv/bin/python bench/worst_image_stages.py [--kind one-bit|grey|rgb]``
+Run: ``.venv/bin/python bench/worst_image_stages.py [--kind one-bit|grey|rgb|rgba]``
 """
 
 from __future__ import annotations
