@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -33,6 +34,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -61,8 +64,37 @@ async def admin(statement: str) -> None:
         await connection.close()
 
 
-async def measure(workers: int, jobs: int, root: Path) -> float:
-    """Seconds from the first start to the last completion of `jobs` demo exports on `workers` workers."""
+@dataclass
+class BenchCluster:
+    """A cluster of a benchmark's own: its settings (`env`), and `start` to run `deploy/cluster.py` on them."""
+
+    root: Path
+    env: dict[str, str]
+    redis: subprocess.Popen
+    supervisor: subprocess.Popen | None = None
+
+    @property
+    def database_url(self) -> str:
+        return self.env["EXPORTD_DATABASE_URL"]
+
+    async def start(self, *, api_nodes: int, workers: int, timeout: float = 120) -> dict:
+        """Start the operator's script with its own logs; return its state (the nodes' URLs and pids)."""
+        state_file = self.root / "cluster.json"
+        command = [sys.executable, str(DEPLOY), "--api-nodes", str(api_nodes), "--workers", str(workers), "--port",
+                   "0", "--log-dir", str(self.root / "logs"), "--state-file", str(state_file)]
+        self.supervisor = subprocess.Popen(command, env=self.env, stdout=subprocess.DEVNULL)  # noqa: ASYNC220
+        deadline = time.monotonic() + timeout
+        while not state_file.exists():
+            if self.supervisor.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the cluster did not start (see its logs in {self.root / 'logs'})")
+            await asyncio.sleep(0.1)
+        return json.loads(state_file.read_text())
+
+
+@contextlib.asynccontextmanager
+async def bench_cluster(root: Path, **settings: str) -> AsyncIterator[BenchCluster]:
+    """A fresh PostgreSQL database and a Redis server on a free port, with the settings a cluster on them
+    needs (`settings` added); on the way out the cluster (if started), Redis and the database are removed."""
     name = f"exportd_bench_{uuid.uuid4().hex[:10]}"
     await admin(f'CREATE DATABASE "{name}"')
     host_part = PG_ADMIN_DSN.split("://", 1)[1].rsplit("/", 1)[0]
@@ -72,24 +104,27 @@ async def measure(workers: int, jobs: int, root: Path) -> float:
     env = {key: value for key, value in os.environ.items() if not key.startswith("EXPORTD_")}
     env.update(EXPORTD_DATABASE_URL=f"postgresql+asyncpg://{host_part}/{name}",
                EXPORTD_BROKER_URL=f"redis://127.0.0.1:{port}/0", EXPORTD_SECRET_KEY="bench-" + "k" * 40,
-               EXPORTD_DATA_DIR=str(root / "data"), EXPORTD_STORAGE_DIR=str(root / "storage"),
-               EXPORTD_MAX_ACTIVE_EXPORTS_PER_USER="1000",
-               EXPORTD_WORKER_CONCURRENCY="1")
-    supervisor = None
+               EXPORTD_DATA_DIR=str(root / "data"), EXPORTD_STORAGE_DIR=str(root / "storage"), **settings)
+    cluster = BenchCluster(root, env, redis)
     try:
-        settings = Settings(database_url=env["EXPORTD_DATABASE_URL"], data_dir=root / "data",
-                            storage_dir=root / "storage", secret_key=env["EXPORTD_SECRET_KEY"])
+        yield cluster
+    finally:
+        if cluster.supervisor is not None:
+            cluster.supervisor.send_signal(signal.SIGTERM)
+            cluster.supervisor.wait(60)
+        redis.kill()
+        redis.wait()
+        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def measure(workers: int, jobs: int, root: Path) -> float:
+    """Seconds from the first start to the last completion of `jobs` demo exports on `workers` workers."""
+    async with bench_cluster(root, EXPORTD_MAX_ACTIVE_EXPORTS_PER_USER="1000",
+                             EXPORTD_WORKER_CONCURRENCY="1") as cluster:
+        settings = Settings(database_url=cluster.database_url, data_dir=root / "data",
+                            storage_dir=root / "storage", secret_key=cluster.env["EXPORTD_SECRET_KEY"])
         _, project_id = await seed_demo_with(settings)
-        state_file = root / "cluster.json"
-        supervisor = subprocess.Popen([sys.executable, str(DEPLOY), "--api-nodes", "1", "--workers", str(workers),  # noqa: ASYNC220
-                                       "--port", "0", "--log-dir", str(root / "logs"), "--state-file",
-                                       str(state_file)], env=env, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 120
-        while not state_file.exists():
-            if supervisor.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the cluster did not start (see its logs)")
-            await asyncio.sleep(0.1)
-        url = json.loads(state_file.read_text())["api"][0]["url"]
+        url = (await cluster.start(api_nodes=1, workers=workers))["api"][0]["url"]
         async with httpx.AsyncClient(base_url=url, timeout=60) as http:
             login = await http.post("/api/auth/login", json={"email": DEMO_EMAIL, "password": DEMO_PASSWORD})
             http.headers["Authorization"] = f"Bearer {login.json()['token']}"
@@ -97,13 +132,6 @@ async def measure(workers: int, jobs: int, root: Path) -> float:
             started = time.perf_counter()
             await run(http, project_id, jobs)
             return time.perf_counter() - started
-    finally:
-        if supervisor is not None:
-            supervisor.send_signal(signal.SIGTERM)
-            supervisor.wait(60)
-        redis.kill()
-        redis.wait()
-        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def run(http: httpx.AsyncClient, project_id: str, jobs: int) -> None:

@@ -27,19 +27,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 from _harness import header, spread_line, verdict
-from cluster_scaling import DEPLOY, PG_ADMIN_DSN, admin, free_port
+from cluster_scaling import bench_cluster
 
 from exportd.synthetic import synthetic_project
 
@@ -61,39 +55,13 @@ async def main() -> None:
     parser.add_argument("--cancels", type=int, default=200)
     args = parser.parse_args()
     header(f"Remote cancel: {args.cancels} cancels through an API node, exports in 2 worker processes")
-    name = f"exportd_bench_{uuid.uuid4().hex[:10]}"
-    await admin(f'CREATE DATABASE "{name}"')
-    host_part = PG_ADMIN_DSN.split("://", 1)[1].rsplit("/", 1)[0]
-    port = free_port()
-    redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",  # noqa: ASYNC220
-                              "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    supervisor = None
     with tempfile.TemporaryDirectory(prefix="exportd-remote-cancel-") as folder:
         root = Path(folder)
-        env = {key: value for key, value in os.environ.items() if not key.startswith("EXPORTD_")}
-        env.update(EXPORTD_DATABASE_URL=f"postgresql+asyncpg://{host_part}/{name}",
-                   EXPORTD_BROKER_URL=f"redis://127.0.0.1:{port}/0", EXPORTD_SECRET_KEY="bench-" + "k" * 40,
-                   EXPORTD_DATA_DIR=str(root / "data"), EXPORTD_STORAGE_DIR=str(root / "storage"),
-                   EXPORTD_MAX_ACTIVE_EXPORTS_PER_USER="1000", EXPORTD_WORKER_CONCURRENCY="1",
-                   EXPORTD_PIPELINE_ITEM_DELAY_SECONDS="0.01", EXPORTD_PASSWORD_HASH_FAST="true")
-        try:
-            state_file = root / "cluster.json"
-            supervisor = subprocess.Popen([sys.executable, str(DEPLOY), "--api-nodes", "2", "--workers", "2",  # noqa: ASYNC220
-                                           "--port", "0", "--log-dir", str(root / "logs"), "--state-file",
-                                           str(state_file)], env=env, stdout=subprocess.DEVNULL)
-            while not state_file.exists():
-                if supervisor.poll() is not None:
-                    raise RuntimeError("the cluster did not start")
-                await asyncio.sleep(0.1)
-            nodes = [node["url"] for node in json.loads(state_file.read_text())["api"]]
-            await rounds(nodes, root / "storage" / "exports", args.cancels)
-        finally:
-            if supervisor is not None:
-                supervisor.send_signal(signal.SIGTERM)
-                supervisor.wait(60)
-            redis.kill()
-            redis.wait()
-            await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        async with bench_cluster(root, EXPORTD_MAX_ACTIVE_EXPORTS_PER_USER="1000", EXPORTD_WORKER_CONCURRENCY="1",
+                                 EXPORTD_PIPELINE_ITEM_DELAY_SECONDS="0.01",
+                                 EXPORTD_PASSWORD_HASH_FAST="true") as cluster:
+            state = await cluster.start(api_nodes=2, workers=2)
+            await rounds([node["url"] for node in state["api"]], root / "storage" / "exports", args.cancels)
 
 
 async def rounds(nodes: list[str], exports: Path, cancels: int) -> None:
