@@ -17,14 +17,17 @@ import platform
 import sys
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
 
 PASSWORD = "correct horse battery"
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 async def serve(app: Any) -> tuple[str, uvicorn.Server, asyncio.Task]:
@@ -201,3 +204,61 @@ class GcPauses:
         young = self.pauses[0] + self.pauses[1]
         return (f"  GC: {len(full)} full (gen-2) collections, longest {max(full, default=0) * 1000:.1f} ms, "
                 f"{sum(full) * 1000:.0f} ms in all; {len(young)} young ones, {sum(young) * 1000:.0f} ms in all")
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and every process below it (Linux /proc)."""
+    parents: dict[int, list[int]] = defaultdict(list)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(fields[1])].append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(parents.get(pid, []))
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / TICKS
+
+
+class Groups:
+    """CPU seconds used by named groups of processes between two readings."""
+
+    def __init__(self, roots: dict[str, list[int]]) -> None:
+        self.roots = roots
+
+    def read(self) -> dict[str, float]:
+        reading = {}
+        for name, pids in self.roots.items():
+            alone = name == "this process"  # its children are the other groups
+            reading[name] = cpu_seconds(pids if alone else [pid for root in pids for pid in process_tree(root)])
+        return reading
+
+
+def postgres_pids() -> list[int]:
+    """The PostgreSQL server's main process, when it runs on this machine (for the CPU census: its
+    backends serve every database, so other work on the server counts there too)."""
+    comm, parent = {}, {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                comm[int(entry.name)] = (entry / "comm").read_text().strip()
+                parent[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+    return [pid for pid, name in comm.items() if name in ("postgres", "postmaster")
+            and comm.get(parent[pid]) not in ("postgres", "postmaster")]

@@ -70,13 +70,12 @@ from pathlib import Path
 import asyncpg
 import httpx
 import socketio
-from _harness import account, header, verdict
+from _harness import Groups, account, header, postgres_pids, verdict
 from cluster_scaling import DEPLOY, PG_ADMIN_DSN, admin, free_port
 
 TARGET = 1.0
 TERMINAL = {"export:completed", "export:failed", "export:cancelled"}
 HERE = Path(__file__).resolve().parent
-TICKS = os.sysconf("SC_CLK_TCK")
 FAULTS: list[str] = []  #: sides whose read-back found a job not completed, or (exportd) a log or delivery unsound
 
 
@@ -111,49 +110,6 @@ async def connect(url: str, auth: dict, receiver: Receiver) -> socketio.AsyncCli
     client.on("*", receiver.on_any)
     await client.connect(url, auth=auth, transports=["websocket"], wait_timeout=20)
     return client
-
-
-def process_tree(root: int) -> list[int]:
-    """`root` and every process below it (Linux /proc)."""
-    parents: dict[int, list[int]] = defaultdict(list)
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            parents[int(fields[1])].append(int(entry.name))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(parents.get(pid, []))
-    return found
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / TICKS
-
-
-class Groups:
-    """CPU seconds used by named groups of processes between two readings."""
-
-    def __init__(self, roots: dict[str, list[int]]) -> None:
-        self.roots = roots
-
-    def read(self) -> dict[str, float]:
-        reading = {}
-        for name, pids in self.roots.items():
-            alone = name == "this process"  # its children are the other groups
-            reading[name] = cpu_seconds(pids if alone else [pid for root in pids for pid in process_tree(root)])
-        return reading
 
 
 class Side:
@@ -437,21 +393,6 @@ def noop_floor(jobs: int, concurrency: int, nice: int) -> float:
     import _celery_noop
 
     return _celery_noop.measure(jobs, concurrency=concurrency, nice=nice).per_second
-
-
-def postgres_pids() -> list[int]:
-    """The PostgreSQL server's main process, when it runs on this machine (for the CPU census: its
-    backends serve every database, so other work on the server counts there too)."""
-    comm, parent = {}, {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                comm[int(entry.name)] = (entry / "comm").read_text().strip()
-                parent[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
-    return [pid for pid, name in comm.items() if name in ("postgres", "postmaster")
-            and comm.get(parent[pid]) not in ("postgres", "postmaster")]
 
 
 async def admin_in(dsn: str, statement: str) -> None:
