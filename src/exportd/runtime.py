@@ -33,7 +33,7 @@ from exportd.store.uow import Store
 class Runtime:
     def __init__(self, settings: Settings, *, hooks: EngineHooks | None = None, client_manager=None) -> None:
         self.settings = settings = settings.resolved()
-        self.store = Store(settings.database_url, public_url=settings.public_url)
+        self.store = Store(settings.database_url, public_url=settings.public_url, announce=settings.scaled_out)
         self.storage = LocalStorage(settings.storage_dir)
         self.services = Services(self.store, self.storage, settings, hooks)
         self.engine: Engine

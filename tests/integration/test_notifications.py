@@ -1,4 +1,9 @@
-"""Commits reach other processes by NOTIFY; a listener that lost its connection comes back and catches up."""
+"""Commits reach other processes by NOTIFY; a listener that lost its connection comes back and catches up.
+
+Progress events are announced right after their commit, every other event inside its transaction: a lost
+progress notification is filled from the store once the job's next event is heard, and a terminal event's
+notification cannot be lost.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,10 @@ import asyncio
 import asyncpg
 import pytest
 
-from exportd.domain.jobs import CancelReason
+from exportd.domain.jobs import CancelReason, EventType
 from exportd.domain.requests import Credentials, ExportRequest
 from exportd.runtime import Runtime
-from exportd.store.notifications import asyncpg_dsn
+from exportd.store.notifications import EVENTS_CHANNEL, asyncpg_dsn
 from exportd.store.uow import Store
 from exportd.testing import RecordingSink, test_settings
 from tests.conftest import eventually
@@ -87,3 +92,123 @@ async def test_a_listener_whose_connection_died_reconnects_and_emits_what_commit
     stored = await other.query(lambda repo: repo.events_after(job.id, 0))
     await eventually(lambda: len(sink.by_job[job.id]) == 3, message="the catch-up from the store")
     assert sink.by_job[job.id] == stored  # each once, in seq order
+
+
+def _progress(job_id: str, attempt: int, step: int):
+    return lambda repo: repo.progress(job_id, attempt, progress=float(step), stage="images", current=step, total=100,
+                                      message=f"image {step}", eta_seconds=None, lease_seconds=30)
+
+
+async def _heard_on(settings) -> tuple[asyncpg.Connection, list[dict]]:
+    """A plain LISTEN connection on the events channel, and the notifications it hears, decoded."""
+    import json
+
+    heard: list[dict] = []
+    connection = await asyncpg.connect(asyncpg_dsn(settings.database_url))
+    await connection.add_listener(EVENTS_CHANNEL, lambda *args: heard.append(json.loads(args[-1])))
+    return connection, heard
+
+
+async def test_every_event_is_announced_with_its_stored_payload_progress_after_its_commit(node):
+    runtime, sink, other, user, project, _ = node
+    probe, heard = await _heard_on(runtime.settings)
+    try:
+        job = await _job_of_another_process(other, user, project)
+        claimed = await other.apply(lambda repo: repo.claim(job.id, lease_seconds=30))
+        for step in (1, 2):
+            await other.apply(_progress(job.id, claimed.attempt, step))
+        await other.apply(lambda repo: repo.cancel(job.id, reason=CancelReason.USER_CANCELLED, cancelled_by=user.id))
+        stored = await other.query(lambda repo: repo.events_after(job.id, 0))
+        await eventually(lambda: len([n for n in heard if n["jobId"] == job.id]) == len(stored),
+                         message="a notification of every event")
+    finally:
+        await probe.close()
+    notes = sorted((n for n in heard if n["jobId"] == job.id), key=lambda n: n["seq"])
+    assert [note["payload"] for note in notes] == stored
+    assert [(note["seq"], note["type"]) for note in notes] == [(p["seq"], p["type"]) for p in stored]
+    assert other.announcer.sent == 2  # the two progress events, and only they, were the store's to announce
+    await eventually(lambda: sink.by_job[job.id] == stored, message="the node to emit the whole log")
+
+
+async def test_without_the_stores_announcements_only_progress_goes_unannounced(node):
+    """The trigger's share: every event but progress is announced inside its own transaction."""
+    runtime, _, other, user, project, _ = node
+    other.announcer.lose = lambda record: True
+    probe, heard = await _heard_on(runtime.settings)
+    try:
+        job = await _job_of_another_process(other, user, project)
+        claimed = await other.apply(lambda repo: repo.claim(job.id, lease_seconds=30))
+        await other.apply(_progress(job.id, claimed.attempt, 1))
+        await other.apply(lambda repo: repo.fail(job.id, claimed.attempt, error="boom", code="WORKER_LOST",
+                                                 retryable=False))
+        stored = await other.query(lambda repo: repo.events_after(job.id, 0))
+        await eventually(lambda: any(n["jobId"] == job.id and n["type"] == EventType.FAILED for n in heard),
+                         message="the failure's notification")
+    finally:
+        await probe.close()
+    assert [n["type"] for n in heard if n["jobId"] == job.id] == [
+        p["type"] for p in stored if p["type"] != EventType.PROGRESS]
+    assert EventType.PROGRESS in [p["type"] for p in stored]
+
+
+async def test_a_progress_whose_notification_was_lost_reaches_the_sockets_in_order_once_the_next_event_is_heard(node):
+    runtime, sink, other, user, project, _ = node
+    job = await _job_of_another_process(other, user, project)
+    witness = await _job_of_another_process(other, user, project)
+    claimed = await other.apply(lambda repo: repo.claim(job.id, lease_seconds=30))
+    await other.apply(_progress(job.id, claimed.attempt, 1))
+    lost = await other.query(lambda repo: repo.events_after(job.id, 0))
+    other.announcer.lose = lambda record: record.job_id == job.id and record.seq == lost[-1]["seq"] + 1
+    await other.apply(_progress(job.id, claimed.attempt, 2))  # its notification is lost
+    other.announcer.lose = None
+    # Notifications arrive in the order they were sent: once the node emitted an event announced after the lost
+    # one, the lost one is known not to have come.
+    witness_claim = await other.apply(lambda repo: repo.claim(witness.id, lease_seconds=30))
+    await other.apply(_progress(witness.id, witness_claim.attempt, 1))
+    await eventually(lambda: [p["type"] for p in sink.by_job[witness.id]][-1:] == [EventType.PROGRESS],
+                     message="the witness's progress")
+    assert [p["seq"] for p in sink.by_job[job.id]] == [p["seq"] for p in lost]
+
+    await other.apply(_progress(job.id, claimed.attempt, 3))  # the next event: the node fills the gap first
+    stored = await other.query(lambda repo: repo.events_after(job.id, 0))
+    await eventually(lambda: len(sink.by_job[job.id]) == len(stored), message="the gap filled")
+    assert sink.by_job[job.id] == stored  # every event once, in seq order, the lost one included
+
+
+async def test_a_terminal_event_reaches_the_sockets_with_every_progress_when_no_progress_was_announced(node):
+    runtime, sink, other, user, project, _ = node
+    other.announcer.lose = lambda record: True  # every after-commit notification lost
+    job = await _job_of_another_process(other, user, project)
+    claimed = await other.apply(lambda repo: repo.claim(job.id, lease_seconds=30))
+    for step in (1, 2, 3):
+        await other.apply(_progress(job.id, claimed.attempt, step))
+    await other.apply(lambda repo: repo.cancel(job.id, reason=CancelReason.USER_CANCELLED, cancelled_by=user.id))
+    stored = await other.query(lambda repo: repo.events_after(job.id, 0))
+
+    await eventually(lambda: len(sink.by_job[job.id]) == len(stored), message="the whole log")
+    assert sink.by_job[job.id] == stored
+    assert sink.by_job[job.id][-1]["type"] == EventType.CANCELLED
+
+
+async def test_an_announcer_whose_connection_died_connects_again_and_the_node_gets_every_later_progress(node):
+    runtime, sink, other, user, project, _ = node
+    job = await _job_of_another_process(other, user, project)
+    claimed = await other.apply(lambda repo: repo.claim(job.id, lease_seconds=30))
+    await other.apply(_progress(job.id, claimed.attempt, 1))
+    await other.announcer.flush()
+    killed = other.announcer.backend_pid
+    admin = await asyncpg.connect(asyncpg_dsn(runtime.settings.database_url))
+    try:
+        await admin.execute("SELECT pg_terminate_backend($1)", killed)
+    finally:
+        await admin.close()
+
+    # The first may go out on the dead connection and be lost (if the announcer has not yet seen it close);
+    # the next one goes on a new connection, and the node fills the gap before emitting it.
+    for step in (2, 3):
+        await other.apply(_progress(job.id, claimed.attempt, step))
+        await other.announcer.flush()
+    assert other.announcer.backend_pid not in (None, killed)
+    stored = await other.query(lambda repo: repo.events_after(job.id, 0))
+    await eventually(lambda: len(sink.by_job[job.id]) == len(stored), message="the gap filled")
+    assert sink.by_job[job.id] == stored

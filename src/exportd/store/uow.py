@@ -41,6 +41,7 @@ from sqlalchemy.pool import QueuePool
 from exportd.domain.errors import StoreUnavailable
 from exportd.domain.events import EventRecord
 from exportd.faults import store_fault
+from exportd.store.notifications import Announcer
 from exportd.store.repository import Repository
 from exportd.store.writer import GroupWriter
 
@@ -131,13 +132,18 @@ def _BROKEN_PROTOCOL(error: BaseException) -> bool:
 
 
 class Store:
-    def __init__(self, database_url: str, *, public_url: str = "") -> None:
+    def __init__(self, database_url: str, *, public_url: str = "", announce: bool = True) -> None:
+        """`announce`: on PostgreSQL, NOTIFY committed progress events for other processes (notifications.py);
+        off where nobody listens (the embedded shape)."""
         self.database_url = database_url
         self.public_url = public_url
+        #: announces committed progress events after their commit (PostgreSQL; the trigger announces the rest)
+        self.announcer: Announcer | None = None
         if database_url.startswith("sqlite"):
             self._backend: _ThreadedSqlite | _AsyncDriver = _ThreadedSqlite(database_url, public_url)
         else:
             self._backend = _AsyncDriver(database_url, public_url)
+            self.announcer = Announcer(database_url) if announce else None
         self._listeners: list[Listener] = []
 
     def subscribe(self, listener: Listener, *, first: bool = False) -> None:
@@ -161,6 +167,8 @@ class Store:
                 raise StoreUnavailable() from error
             raise
         if events:
+            if self.announcer is not None:
+                self.announcer.after_commit(events)
             await publish_committed(self.publish(events))
         return result
 
@@ -189,6 +197,8 @@ class Store:
         await self.apply(lambda repo: repo.probe_write())
 
     async def close(self) -> None:
+        if self.announcer is not None:
+            await self.announcer.close()
         await self._backend.close()
 
 
