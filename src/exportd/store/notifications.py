@@ -41,6 +41,7 @@ from sqlalchemy.engine import make_url
 
 from exportd.domain.events import EventRecord, rooms_for
 from exportd.domain.jobs import EventType
+from exportd.eager import start_eagerly
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +78,15 @@ def notification(record: EventRecord) -> str:
 class Announcer:
     """Announces committed progress events on ``exportd_events``, after their commit, from a connection of its own.
 
-    `after_commit` only queues the messages: the committing caller waits for
-    nothing. One task sends whatever has queued, in order, in one statement (a
-    transaction of its own that writes nothing, so it waits for no WAL flush
-    and holds the notification queue's lock only for a moment). A message that
-    cannot be sent (the connection broke, the database is away) is dropped
-    with a warning and the connection is made again for the next one: the
-    job's next event makes every listener fill the gap from the store.
+    `after_commit` never waits: when nothing is being sent, it writes the NOTIFY
+    to the connection at once, in the committing caller's turn of the event
+    loop (`start_eagerly`), and only the wait for the answer goes on in a task;
+    what commits meanwhile is sent next, in order, in one statement. Each
+    statement is a transaction of its own that writes nothing, so it waits for
+    no WAL flush and holds the notification queue's lock only for a moment. A
+    message that cannot be sent (the connection broke, the database is away)
+    is dropped with a warning and the connection is made again for the next
+    one: the job's next event makes every listener fill the gap from the store.
     """
 
     def __init__(self, database_url: str, *, connect=None) -> None:
@@ -94,9 +97,10 @@ class Announcer:
         self.sent = 0  #: notifications sent
         self.dropped = 0  #: notifications that could not be sent
         self._pending: list[str] = []
-        self._wake: asyncio.Event | None = None
-        self._idle: asyncio.Event | None = None
-        self._task: asyncio.Task | None = None
+        self._sending: asyncio.Task | None = None  #: the rest of a send started in a caller's turn
+        self._busy = False
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._connection = None
 
     @property
@@ -106,43 +110,37 @@ class Announcer:
         return None if connection is None or connection.is_closed() else connection.get_server_pid()
 
     def after_commit(self, records: Sequence[EventRecord]) -> None:
-        """Queue the notifications of the progress events among `records`, which have just committed."""
+        """Announce the progress events among `records`, which have just committed."""
         lose = self.lose
         messages = [notification(record) for record in records
                     if record.type == AFTER_COMMIT and not (lose is not None and lose(record))]
         if not messages:
             return
         self._pending.extend(messages)
-        if self._task is None or self._task.done():
-            self._wake, self._idle = asyncio.Event(), asyncio.Event()
-            self._task = asyncio.get_running_loop().create_task(self._send_forever(), name="exportd-announcer")
-        self._idle.clear()
-        self._wake.set()
+        if not self._busy:  # otherwise the send under way takes them next
+            self._busy = True
+            self._idle.clear()
+            self._sending = start_eagerly(self._drain())
 
     async def flush(self) -> None:
-        """Wait until everything queued so far has been sent (or dropped)."""
-        if self._task is not None and not self._task.done() and not self._idle.is_set():
-            await self._idle.wait()
+        """Wait until everything announced so far has been sent (or dropped)."""
+        await self._idle.wait()
 
     async def close(self) -> None:
         await self.flush()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
         if self._connection is not None:
             with contextlib.suppress(Exception):
                 await self._connection.close(timeout=5)
             self._connection = None
 
-    async def _send_forever(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
+    async def _drain(self) -> None:
+        try:
             while self._pending:
                 batch, self._pending = self._pending, []
                 await self._send(batch)
+        finally:
+            self._busy = False
+            self._sending = None
             self._idle.set()
 
     async def _send(self, batch: list[str]) -> None:

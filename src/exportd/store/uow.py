@@ -29,7 +29,6 @@ import asyncio
 import inspect
 import logging
 import threading
-import types
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -40,6 +39,7 @@ from sqlalchemy.pool import QueuePool
 
 from exportd.domain.errors import StoreUnavailable
 from exportd.domain.events import EventRecord
+from exportd.eager import start_eagerly
 from exportd.faults import store_fault
 from exportd.store.notifications import Announcer
 from exportd.store.repository import Repository
@@ -213,34 +213,9 @@ async def publish_committed(publishing: Coroutine[Any, Any, None]) -> None:
     publishing never waits (the engine's stop signal and the metrics are plain calls; the relay
     waits only when sockets must be written to), so it now costs no turn at all.
     """
-    try:
-        waiting_for = publishing.send(None)
-    except StopIteration:
-        return
-    await asyncio.shield(asyncio.ensure_future(_finish(publishing, waiting_for)))
-
-
-async def _finish(publishing: Coroutine[Any, Any, None], waiting_for: Any) -> None:
-    await _resume(publishing, waiting_for)
-
-
-@types.coroutine
-def _resume(coroutine: Coroutine[Any, Any, None], waiting_for: Any):
-    """Go on with a coroutine that was started elsewhere and is waiting for `waiting_for` (what it
-    yielded): yield that to the task running us, and pass back what the task sends or throws."""
-    while True:
-        try:
-            sent = yield waiting_for
-        except BaseException as error:
-            try:
-                waiting_for = coroutine.throw(error)
-            except StopIteration as stop:
-                return stop.value
-        else:
-            try:
-                waiting_for = coroutine.send(sent)
-            except StopIteration as stop:
-                return stop.value
+    rest = start_eagerly(publishing)
+    if rest is not None:
+        await asyncio.shield(rest)
 
 
 def _sqlite_engine(url: str, *, writer: bool) -> Engine:
