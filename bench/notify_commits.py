@@ -1,7 +1,8 @@
 """NOTIFY and commit rate: how many small write transactions per second PostgreSQL commits, with and without NOTIFY.
 
-Why. Every stored event is announced by a trigger's ``pg_notify`` inside the
-transaction that writes it (migration 0004). PostgreSQL serialises the commits
+Why. Every stored event was announced by a trigger's ``pg_notify`` inside the
+transaction that writes it (migration 0004); since migration 0005 progress
+events are announced right after their commit instead. PostgreSQL serialises the commits
 of transactions that NOTIFY: at pre-commit such a transaction takes a lock
 held until its end, so that notifications enter the queue in commit order,
 and it holds that lock while its commit record is flushed to disk. The commits
@@ -15,9 +16,10 @@ Method. A fresh database with one table. ``--connections`` asyncpg connections
 
 * ``none``: nothing else (group commit applies);
 * ``in-tx``: ``SELECT pg_notify(...)`` inside the same transaction (what the
-  trigger does for every event);
+  trigger does for every event but progress);
 * ``after``: ``SELECT pg_notify(...)`` right after the commit, in a transaction
-  of its own that writes nothing (no commit record to flush).
+  of its own that writes nothing (no commit record to flush): what the store's
+  announcer does for progress events.
 
 The modes alternate (``--rounds`` times). Printed: commits/s for each mode and
 round, with the load average; never asserts anything.

@@ -15,7 +15,7 @@ import pytest
 from exportd.domain.jobs import CancelReason, EventType
 from exportd.domain.requests import Credentials, ExportRequest
 from exportd.runtime import Runtime
-from exportd.store.notifications import EVENTS_CHANNEL, asyncpg_dsn
+from exportd.store.notifications import EVENTS_CHANNEL, Announcer, asyncpg_dsn
 from exportd.store.uow import Store
 from exportd.testing import RecordingSink, test_settings
 from tests.conftest import eventually
@@ -212,3 +212,30 @@ async def test_an_announcer_whose_connection_died_connects_again_and_the_node_ge
     stored = await other.query(lambda repo: repo.events_after(job.id, 0))
     await eventually(lambda: len(sink.by_job[job.id]) == len(stored), message="the gap filled")
     assert sink.by_job[job.id] == stored
+
+
+async def test_a_progress_announced_after_the_jobs_next_event_is_emitted_in_order_and_its_late_copy_dropped(node):
+    runtime, sink, other, user, project, _ = node
+    gate = asyncio.Event()
+
+    async def held_connect(dsn, timeout):
+        await gate.wait()  # the progress's notification waits here, after its commit
+        return await asyncpg.connect(dsn, timeout=timeout)
+
+    await other.announcer.close()
+    other.announcer = Announcer(runtime.settings.database_url, connect=held_connect)
+    job = await _job_of_another_process(other, user, project)
+    claimed = await other.apply(lambda repo: repo.claim(job.id, lease_seconds=30))
+    await other.apply(_progress(job.id, claimed.attempt, 1))  # committed; its NOTIFY held
+    await other.apply(lambda repo: repo.cancel(job.id, reason=CancelReason.USER_CANCELLED, cancelled_by=user.id))
+    stored = await other.query(lambda repo: repo.events_after(job.id, 0))
+    await eventually(lambda: len(sink.by_job[job.id]) == len(stored), message="the cancel, the progress filled first")
+    assert sink.by_job[job.id] == stored
+
+    gate.set()
+    await other.announcer.flush()
+    assert other.announcer.sent == 1
+    # the late notification has now been sent; another job's event, announced after it, proves it arrived
+    witness = await _job_of_another_process(other, user, project)
+    await eventually(lambda: len(sink.by_job[witness.id]) == 1, message="the witness's queued event")
+    assert sink.by_job[job.id] == stored  # the late copy was dropped
