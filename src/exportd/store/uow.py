@@ -167,8 +167,6 @@ class Store:
                 raise StoreUnavailable() from error
             raise
         if events:
-            if self.announcer is not None:
-                self.announcer.after_commit(events)
             await publish_committed(self.publish(events))
         return result
 
@@ -183,7 +181,10 @@ class Store:
             raise
 
     async def publish(self, records: Sequence[EventRecord]) -> None:
-        """Hand committed events to each listener in turn; an async listener is awaited."""
+        """Hand committed events to each listener in turn; an async listener is awaited. Other processes
+        hear of the progress among them first, from the announcer (the trigger announced the rest)."""
+        if self.announcer is not None:
+            self.announcer.after_commit(records)
         for listener in self._listeners:
             outcome = listener(records)
             if inspect.isawaitable(outcome):
