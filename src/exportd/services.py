@@ -269,13 +269,23 @@ class Services:
 
         One transaction: the user's row locked (which also proves the account still exists, so the route
         needs no lookup of its own), the project and the user's active count read under that lock, the
-        job and its `export:queued` row written. On PostgreSQL that is four statements."""
+        job and its `export:queued` row written. On PostgreSQL, without an idempotency key or a selection of
+        images, that is two statements (`Store.queue_job`); a start it does not admit is decided again here,
+        where the refusal gets its reasons."""
         options = request.options
         _check_formats(options.annotation_formats, options.metrics_formats, options.include_visualizations)
         fingerprint = _fingerprint(project_id, request)
         limit = self.settings.max_active_exports_per_user
         if self.write_probe.stale:  # a job that cannot write its ZIP is refused now, not failed later
             await asyncio.to_thread(self.write_probe.require_writable)
+
+        if idempotency_key is None and options.selected_image_ids is None:  # the common case, in one trip
+            exists, job = await self.store.queue_job(user_id, project_id, options=options.to_json(), limit=limit,
+                                                     project_name=request.project_name)
+            if not exists:
+                raise errors.Unauthorized("The account no longer exists.")
+            if job is not None:
+                return job, True
 
         def admit(repo: Repository) -> tuple[Row, bool]:
             if not repo.lock_existing_user(user_id):  # held to the commit: admissions of one user queue here

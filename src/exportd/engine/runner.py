@@ -37,7 +37,6 @@ from exportd.export.context import ExportCancelled
 from exportd.export.failure import failure_of
 from exportd.export.pipeline import build_export
 from exportd.storage import LocalStorage
-from exportd.store.repository import Repository
 from exportd.store.uow import Store
 
 log = logging.getLogger(__name__)
@@ -77,7 +76,7 @@ class JobRunner:
     async def run_job(self, job_id: str) -> None:
         """Claim the job and run it to its last statement; nothing at all when the claim loses."""
         lease = self.settings.lease_seconds
-        job = await self.store.apply(lambda repo: repo.claim(job_id, lease_seconds=lease))
+        job = await self.store.claim(job_id, lease_seconds=lease)
         if job is None:
             return  # cancelled while queued, or another worker took it
         running = RunningJob(job_id=job.id, attempt=job.attempt, project_id=job.project_id)
@@ -113,15 +112,10 @@ class JobRunner:
             result = await self._supervise(running, loop.run_in_executor(self.executor, export))
             await self.hooks.before_complete(job.id, job.attempt)
             elapsed = round(time.monotonic() - running.started, 6)
-            names = export_file_names(job.project_name, job.created_at, job.id)
-
-            def complete(repo: Repository):
-                return repo.complete(
-                    job.id, job.attempt, file_path=self.storage.publish(result.path),
-                    file_name=repo.unused_export_name(job.user_id, job.id, names),
-                    export_size=result.size, warnings=list(running.warnings), processing_time=elapsed)
-
-            won = await self.store.apply(complete)
+            won = await self.store.complete(
+                job.id, job.attempt, user_id=job.user_id, publish=lambda: self.storage.publish(result.path),
+                names=export_file_names(job.project_name, job.created_at, job.id), export_size=result.size,
+                warnings=list(running.warnings), processing_time=elapsed)
             if won is None:
                 await self._remove(scratch)
         except ExportCancelled as stopped:

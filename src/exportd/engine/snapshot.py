@@ -27,12 +27,7 @@ SLICE = 500  #: polygons converted between two yields to the event loop (about 2
 
 async def load_snapshot(store: Store, storage: LocalStorage, job: Row) -> ProjectSnapshot:
     selected = (job.options or {}).get("selectedImageIds")
-
-    def read(repo):
-        image_rows = repo.images_of(job.project_id, selected)
-        return image_rows, repo.polygons_of([row.id for row in image_rows]) if image_rows else []
-
-    image_rows, polygon_rows = await store.query(read)
+    image_rows, polygon_rows = await store.project_rows(job.project_id, selected)
     shapes: dict[str, list[PolygonData]] = defaultdict(list)
     for start in range(0, len(polygon_rows), SLICE):
         if start:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import text
 from sqlalchemy.types import TypeDecorator
 
 metadata = MetaData(
@@ -143,6 +144,8 @@ export_jobs = Table(
     Index("ix_export_jobs_status_created", "status", "created_at"),
     Index("ix_export_jobs_project_user_created", "project_id", "user_id", "created_at"),
     Index("ix_export_jobs_project_status_completed", "project_id", "status", "completed_at"),
+    Index("ix_export_jobs_user_file_name", "user_id", "file_name", postgresql_where=text("file_name IS NOT NULL"),
+          sqlite_where=text("file_name IS NOT NULL")),
 )
 
 export_events = Table(

@@ -36,13 +36,15 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
+from sqlalchemy.util import greenlet_spawn
 
 from exportd.domain.errors import StoreUnavailable
 from exportd.domain.events import EventRecord
 from exportd.eager import start_eagerly
 from exportd.faults import store_fault
+from exportd.store.direct import DirectStatements
 from exportd.store.notifications import Announcer
-from exportd.store.repository import Repository
+from exportd.store.repository import Repository, new_id
 from exportd.store.writer import GroupWriter
 
 log = logging.getLogger(__name__)
@@ -106,11 +108,17 @@ class _AsyncDriver:
         self.public_url = public_url
         self.engine: AsyncEngine = create_async_engine(url, pool_size=10, max_overflow=10)
         event.listen(self.engine.sync_engine, "handle_error", _invalidate_broken_connections)
+        self.direct = DirectStatements(self.engine, public_url) if self.engine.dialect.name == "postgresql" else None
 
     async def run(self, work: Work, *, write: bool, events: list[EventRecord], inline: bool = False) -> Any:
-        async with self.engine.begin() as connection:
-            return await connection.run_sync(
-                lambda sync_connection: work(Repository(sync_connection, public_url=self.public_url, events=events)))
+        """The whole transaction, from the pool's checkout to its return, in ONE trip through the greenlet
+        bridge: what ``AsyncConnection.run_sync`` does for the work alone, while ``async with engine.begin()``
+        around it would cross the bridge again for the checkout, BEGIN, COMMIT and the return."""
+        return await greenlet_spawn(self._transaction, work, events)
+
+    def _transaction(self, work: Work, events: list[EventRecord]) -> Any:
+        with self.engine.sync_engine.begin() as connection:
+            return work(Repository(connection, public_url=self.public_url, events=events))
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -169,6 +177,63 @@ class Store:
         if events:
             await publish_committed(self.publish(events))
         return result
+
+    # -- a worker's hot path: one statement per transition where the database allows (see direct.py) --------
+
+    async def queue_job(self, user_id: str, project_id: str, *, options: dict[str, Any], limit: int,
+                        project_name: str | None) -> tuple[bool, Any]:
+        """The common admission in one trip where the database allows (see direct.py): (whether the account
+        exists, the queued job, committed with its event). The job is None when it was not admitted here
+        (no such project for the user, the limit reached, or no direct path on this database): decide it
+        again through ``Repository``, which raises the right error."""
+        direct = getattr(self._backend, "direct", None)
+        if direct is None:
+            return True, None
+        exists, job, events = await direct.queue(user_id, project_id, job_id=new_id(), options=options,
+                                                 limit=limit, project_name=project_name or None)
+        if events:
+            await publish_committed(self.publish(events))
+        return exists, job
+
+    async def claim(self, job_id: str, *, lease_seconds: float):
+        """`Repository.claim`, committed; None when another transition won."""
+        direct = getattr(self._backend, "direct", None)
+        if direct is None:
+            return await self.apply(lambda repo: repo.claim(job_id, lease_seconds=lease_seconds))
+        job, events = await direct.claim(job_id, lease_seconds=lease_seconds)
+        if events:
+            await publish_committed(self.publish(events))
+        return job
+
+    async def complete(self, job_id: str, attempt: int, *, user_id: str, publish: Callable[[], str],
+                       names: Sequence[str], export_size: int, warnings: list[str], processing_time: float):
+        """`Repository.complete` under the first of `names` no other export of the user has, committed;
+        None when the attempt no longer holds the job. `publish()` makes the file readable and gives its
+        path, just before the transition."""
+        direct = getattr(self._backend, "direct", None)
+        if direct is None:
+            return await self.apply(lambda repo: repo.complete(
+                job_id, attempt, file_path=publish(), file_name=repo.unused_export_name(user_id, job_id, names),
+                export_size=export_size, warnings=warnings, processing_time=processing_time))
+        job, events = await direct.complete(job_id, attempt, user_id=user_id, file_path=publish(), names=names,
+                                            export_size=export_size, warnings=warnings,
+                                            processing_time=processing_time)
+        if events:
+            await publish_committed(self.publish(events))
+        return job
+
+    async def project_rows(self, project_id: str, image_ids: Sequence[str] | None):
+        """The project's images (of `image_ids` only, if given) in order, and their polygons
+        (image_id, id, kind, points, parent_id, class_name) in order: what an export reads."""
+        direct = getattr(self._backend, "direct", None)
+        if direct is not None:
+            return await direct.project_rows(project_id, image_ids)
+
+        def read(repo: Repository):
+            image_rows = repo.images_of(project_id, image_ids)
+            return image_rows, repo.polygons_of([row.id for row in image_rows]) if image_rows else []
+
+        return await self.query(read)
 
     async def query(self, work: Callable[[Repository], T]) -> T:
         """Run `work(repo)` as one read transaction."""

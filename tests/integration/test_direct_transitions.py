@@ -1,0 +1,290 @@
+"""A worker's claim, read and completion through ``Store`` (on PostgreSQL one statement each, see store/direct.py).
+
+On both stores: each transition keeps its guards (status, and the attempt for
+the completion), writes one event row under the job's new ``seq``, stores the
+payload its model in ``domain/events.py`` gives for the row, and hands that
+event to the process's listeners after the commit. On PostgreSQL the payloads
+are built in SQL, so these tests are what holds them to the models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import UTC, datetime
+
+import pytest
+
+from exportd.domain import events as ev
+from exportd.domain.filenames import export_file_names
+from exportd.domain.errors import ProjectNotFound, Unauthorized
+from exportd.domain.jobs import CancelReason
+from exportd.domain.requests import Credentials, ExportRequest
+from exportd.store.repository import download_path, iso
+from tests.conftest import eventually, make_world
+
+STARTED = datetime(2026, 11, 30, 14, 32, tzinfo=UTC)
+
+
+async def new_job(world, options: dict | None = None):
+    return await world.runtime.store.apply(lambda repo: repo.create_job(
+        project_id=world.project_id, user_id=world.user_id,
+        options=ExportRequest().options.to_json() if options is None else options, project_name="Spheroids"))
+
+
+def base(job) -> dict:
+    return {"job_id": job.id, "project_id": job.project_id, "user_id": job.user_id, "seq": job.seq,
+            "status": job.status, "timestamp": iso(job.updated_at)}
+
+
+async def complete(world, job, attempt: int | None = None, *, names=None, size: int = 123,
+                   warnings=("image 2 has no polygons",), seconds: float = 0.123456):
+    return await world.runtime.store.complete(
+        job.id, job.attempt if attempt is None else attempt, user_id=job.user_id,
+        publish=lambda: f"exports/{job.id}.{job.attempt}/x.zip",
+        names=names or export_file_names("Spheroids", STARTED, job.id), export_size=size,
+        warnings=list(warnings), processing_time=seconds)
+
+
+@pytest.fixture
+async def published(world):
+    """Every event the store handed to this process's listeners, in order."""
+    await world.runtime.engine.stop()  # these tests make the transitions themselves
+    heard: list[ev.EventRecord] = []
+    world.runtime.store.subscribe(heard.extend)
+    return heard
+
+
+async def test_a_claim_and_a_completion_store_the_payloads_their_models_give_and_publish_them_after_commit(
+        world, published):
+    store = world.runtime.store
+    earlier = await store.claim((await new_job(world)).id, lease_seconds=60)
+    assert earlier.attempt == 1 and earlier.status == "processing" and earlier.progress == 0
+    assert await complete(world, earlier, seconds=2.5) is not None  # the project's last processing time
+
+    job = await new_job(world)
+    claimed = await store.claim(job.id, lease_seconds=60)
+    started = ev.Started(**base(claimed), started_at=iso(claimed.updated_at), estimated_duration=2.5, attempt=1)
+    assert (claimed.seq, claimed.started_at, claimed.lease_expires_at > claimed.updated_at) == (
+        2, claimed.updated_at, True)
+
+    done = await complete(world, claimed, warnings=["image 2 has no polygons"], seconds=0.123456)
+    plain = export_file_names("Spheroids", STARTED, job.id)[0]
+    assert plain == export_file_names("Spheroids", STARTED, earlier.id)[0]  # the earlier export has it
+    completed = ev.Completed(
+        **base(done), completed_at=iso(done.updated_at), processing_time=0.123456, export_size=123,
+        file_name=export_file_names("Spheroids", STARTED, job.id)[1], warnings=["image 2 has no polygons"],
+        download_url=store.public_url + download_path(job.project_id, job.id))
+    assert (done.status, done.seq, done.progress, done.lease_expires_at, done.stage, done.message) == (
+        "completed", 3, 100, None, "compression", "Export ready")
+    assert (done.file_name, done.file_path, done.export_size, done.warnings, done.completed_at) == (
+        completed.file_name, f"exports/{job.id}.1/x.zip", 123, ["image 2 has no polygons"], done.updated_at)
+
+    stored = await world.stored_events(job.id)
+    assert [event["type"] for event in stored] == ["export:queued", "export:started", "export:completed"]
+    assert stored[1:] == [started.to_json(), completed.to_json()]
+    assert list(stored[2]) == list(completed.to_json())  # the fields in the model's order too
+    mine = [(record.seq, record.type, record.payload, record.rooms) for record in published
+            if record.job_id == job.id and record.seq > 1]
+    assert mine == [(2, "export:started", stored[1], (world.user_id,)),
+                    (3, "export:completed", stored[2], (world.user_id,))]
+
+
+async def test_a_start_stores_the_queued_payload_its_model_gives_and_counts_the_jobs_ahead(tmp_path):
+    world = await make_world(tmp_path, images=0, max_active_exports_per_user=5)
+    try:
+        await world.runtime.engine.stop()  # both stay pending
+        heard: list[ev.EventRecord] = []
+        world.runtime.store.subscribe(heard.extend)
+        services = world.runtime.services
+        first, _ = await services.start_export(world.user_id, world.project_id, ExportRequest())
+        named = ExportRequest.model_validate({"projectName": "Renamed"})
+        second, created = await services.start_export(world.user_id, world.project_id, named)
+
+        assert created and (second.status, second.seq, second.attempt, second.progress, second.warnings) == (
+            "pending", 1, 0, 0, [])
+        assert (first.project_name, second.project_name) == ("Spheroids", "Renamed")
+        assert second.options == named.options.to_json() and second.created_at == second.updated_at
+        queued = ev.Queued(**base(second), queued_at=iso(second.created_at), position=1, attempt=0)
+        stored = await world.stored_events(second.id)
+        assert stored == [queued.to_json()] and list(stored[0]) == list(queued.to_json())
+        assert [(r.job_id, r.seq, r.payload) for r in heard] == [
+            (first.id, 1, (await world.stored_events(first.id))[0]), (second.id, 1, stored[0])]
+    finally:
+        await world.runtime.stop()
+
+
+async def test_a_first_claim_has_no_estimate_and_an_export_without_warnings_says_so(world, published):
+    claimed = await world.runtime.store.claim((await new_job(world)).id, lease_seconds=60)
+    done = await complete(world, claimed, warnings=(), seconds=1.0)
+    stored = await world.stored_events(claimed.id)
+
+    assert stored[1]["estimatedDuration"] is None
+    assert (stored[2]["warnings"], stored[2]["processingTime"]) == ([], 1.0)
+    assert done.file_name == export_file_names("Spheroids", STARTED, claimed.id)[0]
+
+
+async def test_a_claim_of_a_job_that_is_no_longer_pending_changes_nothing(world, published):
+    store = world.runtime.store
+    cancelled, taken = await new_job(world), await new_job(world)
+    await store.apply(lambda repo: repo.cancel(cancelled.id, reason=CancelReason.USER_CANCELLED,
+                                               cancelled_by=world.user_id))
+    assert await store.claim(taken.id, lease_seconds=60) is not None
+    published.clear()
+
+    assert await store.claim(cancelled.id, lease_seconds=60) is None
+    assert await store.claim(taken.id, lease_seconds=60) is None  # a duplicate delivery of the task
+    assert [e["type"] for e in await world.stored_events(cancelled.id)] == ["export:queued", "export:cancelled"]
+    assert [e["type"] for e in await world.stored_events(taken.id)] == ["export:queued", "export:started"]
+    assert (await world.job(taken.id)).attempt == 1
+    assert published == []
+
+
+async def test_a_completion_by_another_attempt_or_after_a_cancel_changes_nothing(world, published):
+    store = world.runtime.store
+    claimed = await store.claim((await new_job(world)).id, lease_seconds=60)
+    published.clear()
+
+    assert await complete(world, claimed, attempt=claimed.attempt + 1) is None  # fenced: not this attempt's
+    assert await complete(world, claimed, attempt=claimed.attempt - 1) is None
+    await store.apply(lambda repo: repo.cancel(claimed.id, reason=CancelReason.USER_CANCELLED,
+                                               cancelled_by=world.user_id))
+    assert await complete(world, claimed) is None  # its own attempt, but the job is cancelled
+
+    job = await world.job(claimed.id)
+    assert (job.status, job.file_name, job.file_path, job.completed_at) == ("cancelled", None, None, None)
+    assert [e["type"] for e in await world.stored_events(claimed.id)] == [
+        "export:queued", "export:started", "export:cancelled"]
+    assert [record.type for record in published] == ["export:cancelled"]
+
+
+async def test_an_export_reads_its_project_as_the_repository_reads_it(world, published):
+    store = world.runtime.store
+    chosen = world.image_ids[1:]
+    for selection in (None, chosen, []):
+        images, polygons = await store.project_rows(world.project_id, selection)
+
+        def read(repo, selection=selection):
+            rows = repo.images_of(world.project_id, selection)
+            return rows, repo.polygons_of([row.id for row in rows]) if rows else []
+
+        expected_images, expected_polygons = await store.query(read)
+        assert [(r.id, r.name, r.width, r.height, r.storage_key) for r in images] == [
+            (r.id, r.name, r.width, r.height, r.storage_key) for r in expected_images]
+        assert [tuple(row) for row in polygons] == [tuple(row) for row in expected_polygons]
+    assert len((await store.project_rows(world.project_id, chosen))[0]) == 2
+    assert (await store.project_rows(world.project_id, []))[0] == []
+
+
+async def test_the_timestamps_written_in_sql_read_as_iso_writes_them(world, backend):
+    if backend != "postgres":
+        pytest.skip("SQLite's payloads are built by the models themselves")
+    from exportd.store.direct import iso_sql
+
+    moments = [datetime(2026, 11, 30, 14, 32, 5, tzinfo=UTC),  # a whole second: no fraction at all
+               datetime(2026, 11, 30, 14, 32, 5, 120000, tzinfo=UTC),
+               datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+               datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)]
+    for moment in moments:
+        naive = moment.replace(tzinfo=None)
+        written = await world.runtime.store.query(lambda repo, naive=naive: repo.conn.exec_driver_sql(
+            f"SELECT {iso_sql('$1::timestamp')}", (naive,)).scalar_one())
+        assert written == iso(moment)
+
+
+async def test_a_completion_waiting_on_another_that_takes_the_name_gets_the_next_one(world, backend, published):
+    """Another transaction holds the user's row and has written the plain name, not yet committed; the
+    completion waits for it and then sees the name taken. (SQLite has one writer: no interleaving.)"""
+    if backend != "postgres":
+        pytest.skip("one writer on SQLite: write transactions cannot interleave")
+    import asyncpg
+
+    store = world.runtime.store
+    first = await store.claim((await new_job(world)).id, lease_seconds=60)
+    second = await store.claim((await new_job(world)).id, lease_seconds=60)
+    plain, short, _ = export_file_names("Spheroids", STARTED, second.id)
+    other = await asyncpg.connect(os.environ["EXPORTD_DATABASE_URL"].replace("postgresql+asyncpg://",
+                                                                              "postgresql://"))
+    try:
+        transaction = other.transaction()
+        await transaction.start()
+        await other.execute("SELECT id FROM users WHERE id = $1 FOR UPDATE", world.user_id)
+        await other.execute("UPDATE export_jobs SET file_name = $1 WHERE id = $2", plain, first.id)
+        waiting = asyncio.create_task(complete(world, second))
+
+        async def blocked_on_a_lock() -> bool:
+            return bool(await other.fetchval(
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                " WHERE NOT l.granted AND a.datname = current_database() AND a.pid <> pg_backend_pid()"))
+        await eventually(blocked_on_a_lock, 10, message="the completion to wait for the user's row")
+        assert not waiting.done()
+        await transaction.commit()
+        assert (await asyncio.wait_for(waiting, 10)).file_name == short
+    finally:
+        await other.close()
+
+
+async def test_only_the_owner_and_those_it_is_shared_with_start_exports_of_a_live_project(tmp_path):
+    world = await make_world(tmp_path, images=0, max_active_exports_per_user=5)
+    try:
+        await world.runtime.engine.stop()
+        services = world.runtime.services
+        guest = await services.register(Credentials(email="bob@example.com", password="correct horse"))
+        with pytest.raises(ProjectNotFound):
+            await services.start_export(guest.id, world.project_id, ExportRequest())
+        await services.share(world.user_id, world.project_id, "bob@example.com")
+        job, _ = await services.start_export(guest.id, world.project_id, ExportRequest())
+        assert job.user_id == guest.id
+        await services.delete_project(world.user_id, world.project_id)
+        for user_id in (world.user_id, guest.id):
+            with pytest.raises(ProjectNotFound):
+                await services.start_export(user_id, world.project_id, ExportRequest())
+        with pytest.raises(ProjectNotFound):
+            await services.start_export(world.user_id, "no-such-project", ExportRequest())
+        assert [e["type"] for e in await world.stored_events(job.id)][0] == "export:queued"
+    finally:
+        await world.runtime.stop()
+
+
+async def test_a_start_for_an_account_that_is_gone_is_unauthorized_and_stores_nothing(world, published):
+    with pytest.raises(Unauthorized):
+        await world.runtime.services.start_export("no-such-user", world.project_id, ExportRequest())
+    assert published == []
+
+
+async def test_a_completion_cancelled_while_it_waits_for_the_lock_leaves_no_transaction_behind(
+        world, backend, published):
+    if backend != "postgres":
+        pytest.skip("the direct statements are PostgreSQL's")
+    import asyncpg
+
+    store = world.runtime.store
+    claimed = await store.claim((await new_job(world)).id, lease_seconds=60)
+    other = await asyncpg.connect(os.environ["EXPORTD_DATABASE_URL"].replace("postgresql+asyncpg://",
+                                                                              "postgresql://"))
+    try:
+        transaction = other.transaction()
+        await transaction.start()
+        await other.execute("SELECT id FROM users WHERE id = $1 FOR UPDATE", world.user_id)
+        waiting = asyncio.create_task(complete(world, claimed))
+
+        async def blocked_on_a_lock() -> bool:
+            return bool(await other.fetchval(
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                " WHERE NOT l.granted AND a.datname = current_database() AND a.pid <> pg_backend_pid()"))
+        await eventually(blocked_on_a_lock, 10, message="the completion to wait for the user's row")
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await transaction.commit()
+
+        async def nothing_left_open() -> bool:
+            return not await other.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'")
+        await eventually(nothing_left_open, 10, message="no connection left inside a transaction")
+        for _ in range(12):  # every pooled connection again, one after another
+            assert (await store.query(lambda repo: repo.job(claimed.id))).status == "processing"
+        assert await complete(world, claimed) is not None
+    finally:
+        await other.close()
