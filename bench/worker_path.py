@@ -18,7 +18,9 @@ Printed for each side: wall time and CPU time (all threads) per job, and for
 exportd the SQL statements by kind and the store transactions per job (a
 transaction on asyncpg is BEGIN, its statements and COMMIT, each a round trip)
 and the wall time of each transaction kind, by the name of the runner's
-function that asked for it. ``--profile`` adds cProfile of the worker's loop
+function that asked for it. The claim, the project's read and the completion
+run on asyncpg directly (``store/direct.py``): they are counted apart, by kind,
+with their round trips, and are not in the SQLAlchemy counts. ``--profile`` adds cProfile of the worker's loop
 thread (own time), where the store work and supervision run.
 
 Run: ``.venv/bin/python bench/worker_path.py [--jobs 500] [--profile]``
@@ -52,6 +54,11 @@ from exportd.engine.celery_app import create_celery
 from exportd.engine.worker import WorkerProcess
 from exportd.store.migrate import upgrade
 from exportd.store.uow import Store
+
+
+#: round trips of each of store/direct.py's calls (claim: 1 statement in autocommit; completion: BEGIN, the
+#: user's lock, the statement, COMMIT; the project's rows: the images, and the polygons only when there are images)
+DIRECT_TRIPS = {"claim": 1, "complete": 4, "project_rows": "1-2"}
 
 
 def statement_kind(statement: str) -> str:
@@ -103,12 +110,29 @@ def run_exportd(settings: Settings, ids: list[str], profile: bool) -> list[str]:
             spent[caller] += time.perf_counter() - began
             spent_cpu[caller] += time.thread_time() - began_cpu  # the loop thread's, while this one waits
 
+    direct = getattr(backend, "direct", None)  # PostgreSQL: the hot transitions straight on asyncpg
+    direct_calls: Counter[str] = Counter()
+    if direct is not None:
+        original_direct = direct._run
+
+        async def counted_direct(work):
+            caller = sys._getframe(1).f_code.co_name  # claim, complete, project_rows
+            began, began_cpu = time.perf_counter(), time.thread_time()
+            try:
+                return await original_direct(work)
+            finally:
+                direct_calls[caller] += 1
+                spent[f"direct {caller}"] += time.perf_counter() - began
+                spent_cpu[f"direct {caller}"] += time.thread_time() - began_cpu
+
     try:
         for job_id in ids[:20]:  # warm-up: connections, prepared statements, imports
             process.run(job_id)
         ids = ids[20:]
         event.listen(backend.engine.sync_engine, "before_cursor_execute", on_execute)
         backend.run = counted
+        if direct is not None:
+            direct._run = counted_direct
         profiler = cProfile.Profile(time.thread_time) if profile else None  # CPU time of the loop thread
         if profiler is not None:
             process._call(_enable(profiler))
@@ -126,12 +150,17 @@ def run_exportd(settings: Settings, ids: list[str], profile: bool) -> list[str]:
     n = len(ids)
     lines = [f"-- exportd WorkerProcess: {n} jobs one at a time: {wall / n * 1000:.2f} ms wall, "
              f"{cpu / n * 1000:.2f} ms CPU per job",
-             f"  store transactions per job: {sum(transactions.values()) / n:.2f}; SQL statements per job: "
-             f"{sum(statements.values()) / n:.2f}; round trips per job (statements + BEGIN and COMMIT): "
+             f"  store transactions through SQLAlchemy per job: {sum(transactions.values()) / n:.2f}; their SQL "
+             f"statements: {sum(statements.values()) / n:.2f}; their round trips (statements + BEGIN and COMMIT): "
              f"{(sum(statements.values()) + 2 * sum(transactions.values())) / n:.2f}"]
     lines.append("  CPU per job by thread: " + ", ".join(
         f"{name} {seconds / n * 1000:.2f} ms" for name, seconds in sorted(threads.used.items(), key=lambda i: -i[1])
         if seconds > 0))
+    for caller, count in direct_calls.most_common():
+        each = spent["direct " + caller] / count * 1000
+        lines.append(f"    {count / n:5.2f} direct {caller:<24} {each:6.2f} ms each, "
+                     f"loop thread CPU meanwhile {spent_cpu['direct ' + caller] / count * 1000:5.2f} ms "
+                     f"(on asyncpg: {DIRECT_TRIPS.get(caller, '?')} round trips, not in the counts above)")
     for caller, count in transactions.most_common():
         lines.append(f"    {count / n:5.2f} transactions from {caller:<22} {spent[caller] / count * 1000:6.2f} ms "
                      f"each, loop thread CPU meanwhile {spent_cpu[caller] / count * 1000:5.2f} ms")
