@@ -15,12 +15,13 @@ at the pixel cap) joins the project: the worst image the API accepts, whose
 overlay is drawn at 4096 × 4096, with nine small cells and one large cell with a
 hole (its box 0.36 of the image): the cell that COCO writes as an RLE mask and
 that the label mask, a 16-bit array of the whole image, paints. With
-``--worst-kind grey`` it is a 10,000 × 10,000 8-bit greyscale PNG instead, with
-``--worst-kind rgb`` a 5,120 × 5,120 RGB PNG (100 MiB decoded, the byte cap),
-both reduced by the box filter for the overlay, with the same cells scaled.
+``--worst-kind K`` it is another kind of original (`WORST_KINDS`), with the same
+cells scaled, each at the cap that binds for it: 10,000² for 8-bit greyscale
+(PNG, JPEG), 7,240² for 16-bit greyscale (PNG, TIFF; 2 bytes a pixel decoded),
+5,120² for RGB, RGBA and LA (PNG, JPEG, LZW TIFF, BMP; 4 bytes a pixel decoded).
 
 Run: ``.venv/bin/python bench/export_memory.py [--images 10000] [--workers 0] [--worst-image]
-[--worst-kind one-bit|grey|rgb|rgba]``
+[--worst-kind one-bit|grey|rgb|rgba|la|grey16|jpeg|jpeg-grey|tiff|tiff16|bmp]``
 """
 
 from __future__ import annotations
@@ -80,25 +81,54 @@ def child(manifest: Path, out: Path, workers: int) -> None:
     }))
 
 
-WORST_SIDES = {"one-bit": 10_000, "grey": 10_000, "rgb": 5120, "rgba": 5120}  #: each at the pixel or the byte cap
+#: each kind of worst image: (side, format, mode), at the pixel cap or the decoded-byte cap, whichever binds
+WORST_KINDS = {
+    "one-bit": (10_000, "PNG", "1"), "grey": (10_000, "PNG", "L"), "rgb": (5120, "PNG", "RGB"),
+    "rgba": (5120, "PNG", "RGBA"), "la": (5120, "PNG", "LA"), "grey16": (7240, "PNG", "I;16"),
+    "jpeg": (5120, "JPEG", "RGB"), "jpeg-grey": (10_000, "JPEG", "L"), "tiff": (5120, "TIFF", "RGB"),
+    "tiff16": (7240, "TIFF", "I;16"), "bmp": (5120, "BMP", "RGB"),
+}
+WORST_SIDES = {kind: side for kind, (side, _, _) in WORST_KINDS.items()}
+EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "TIFF": "tif", "BMP": "bmp"}
 
 
-def add_worst_image(manifest: Path, side: int = 10_000, kind: str = "one-bit") -> None:
-    """One more image, the costliest to draw the API accepts (tiny as a file), with a few cells:
-    1-bit, or 8-bit greyscale, or RGB (the three channels the picture turned three ways), or RGBA (the
-    same with the picture transposed as its alpha): RGB and RGBA at 5,120², the 100 MiB byte cap."""
+def worst_picture(kind: str) -> tuple[object, str]:
+    """The worst image of `kind` and its format: an ellipse on a plain ground; colour kinds carry the
+    picture turned three ways in their channels, and RGBA and LA the picture transposed as alpha."""
     import numpy as np
     from PIL import Image, ImageDraw
 
-    picture = Image.new("1" if kind == "one-bit" else "L", (side, side), 0 if kind == "one-bit" else 40)
+    side, kind_format, mode = WORST_KINDS[kind]
+    picture = Image.new("1" if mode == "1" else "L", (side, side), 0 if mode == "1" else 40)
     ImageDraw.Draw(picture).ellipse((side // 10, side // 10, side * 9 // 10, side * 9 // 10),
-                                    fill=1 if kind == "one-bit" else 200)
-    if kind in ("rgb", "rgba"):
-        grey = np.asarray(picture)
-        channels = [grey, grey[::-1], grey[:, ::-1]] + ([np.ascontiguousarray(grey.T)] if kind == "rgba" else [])
-        picture = Image.fromarray(np.dstack(channels))
-    picture.save(manifest.parent / "worst.png", "PNG")
+                                    fill=1 if mode == "1" else 200)
+    if mode in ("1", "L"):
+        return picture, kind_format
+    grey = np.asarray(picture)
     del picture
+    if mode == "I;16":
+        return Image.fromarray(grey.astype(np.uint16) * 257), kind_format
+    alpha = [np.ascontiguousarray(grey.T)] if mode in ("RGBA", "LA") else []
+    channels = [grey] + alpha if mode == "LA" else [grey, grey[::-1], grey[:, ::-1]] + alpha
+    return Image.fromarray(np.dstack(channels), mode), kind_format
+
+
+def add_worst_image(manifest: Path, kind: str = "one-bit") -> None:
+    """One more image, the costliest of its kind to draw that the API accepts (`WORST_KINDS`), with
+    nine small cells and one large cell with a hole."""
+    from PIL import Image
+
+    from exportd.domain.limits import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, decoded_bytes
+
+    side = WORST_SIDES[kind]
+    picture, kind_format = worst_picture(kind)
+    name = f"worst.{EXTENSIONS[kind_format]}"
+    options = {"compression": "tiff_lzw"} if kind_format == "TIFF" else {"quality": 90} if kind_format == "JPEG" else {}
+    picture.save(manifest.parent / name, kind_format, **options)
+    del picture
+    with Image.open(manifest.parent / name) as saved:  # as the API checks it
+        assert saved.format == kind_format and saved.mode == WORST_KINDS[kind][2], (saved.format, saved.mode)
+        assert side * side <= MAX_IMAGE_PIXELS and decoded_bytes(saved.mode, saved.size) <= MAX_IMAGE_BYTES
     cells = [{"id": f"w{n}", "type": "external", "parentId": None, "className": "cell",
               "points": [[x, 100.0], [x + 800, 100.0], [x + 400, 900.0]]}
              for n, x in enumerate(range(100, side - 1000, 1000))]
@@ -109,7 +139,7 @@ def add_worst_image(manifest: Path, side: int = 10_000, kind: str = "one-bit") -
 
     cells += [{"id": "big", "type": "external", "parentId": None, "className": "cell", "points": ring(side * 0.3)},
               {"id": "hole", "type": "internal", "parentId": "big", "className": "cell", "points": ring(side * 0.15)}]
-    line = {"id": "worst", "name": "worst.png", "width": side, "height": side, "polygons": cells}
+    line = {"id": "worst", "name": name, "width": side, "height": side, "polygons": cells}
     with open(manifest, "a") as lines:
         lines.write(json.dumps(line) + "\n")
 
@@ -121,7 +151,7 @@ def main() -> int:
     parser.add_argument("--worst-image", action="store_true",
                         help="add the worst image the API accepts: 10,000 x 10,000 1-bit, at the pixel cap")
     parser.add_argument("--worst-kind", choices=tuple(WORST_SIDES), default="one-bit",
-                        help="the worst image: 10,000 x 10,000 1-bit or 8-bit greyscale, or 5,120 x 5,120 RGB or RGBA")
+                        help="the worst image's kind (WORST_KINDS): its format, mode and side at the API's cap")
     parser.add_argument("--child", nargs=2, metavar=("MANIFEST", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -134,9 +164,10 @@ def main() -> int:
         began = time.perf_counter()
         manifest = build_project(root / "project", args.images, 64, 64)
         if args.worst_image:
-            side = WORST_SIDES[args.worst_kind]
-            add_worst_image(manifest, side, args.worst_kind)
-            print(f"  with one {side:,} x {side:,} {args.worst_kind} PNG (at the pixel or the byte cap) among them")
+            side, kind_format, mode = WORST_KINDS[args.worst_kind]
+            add_worst_image(manifest, args.worst_kind)
+            print(f"  with one {side:,} x {side:,} {mode} {kind_format} ({args.worst_kind}, at the pixel or the byte"
+                  " cap) among them")
         print(f"  project written in {time.perf_counter() - began:.1f} s")
         out = root / "out"
         out.mkdir()

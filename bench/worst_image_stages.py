@@ -2,14 +2,16 @@
 
 The image is the one `export_memory.py --worst-image` adds (a 10,000 × 10,000
 1-bit PNG with nine small cells and a large cell with a hole, its box 0.36 of
-the image), or with `--kind grey` a 10,000 × 10,000 8-bit greyscale PNG, or with
-`--kind rgb` a 5,120 × 5,120 RGB PNG (100 MiB decoded, the byte cap), each with
-the same cells scaled to it. For each step (the overlay, the label mask, the
+the image), or with `--kind K` another kind of original at the cap that binds for
+it (`export_memory.WORST_KINDS`: 8-bit greyscale 10,000², 16-bit greyscale
+7,240², RGB, RGBA and LA 5,120²; as PNG, JPEG, TIFF or BMP), each with the same
+cells scaled to it. For each step (the overlay, the label mask, the
 COCO annotations) a child process loads the image, checks its polygons, notes
 its peak resident set (VmHWM), runs the step once and prints how much the peak
 grew and the seconds it took. Nothing is asserted.
 
-Run: ``.venv/bin/python bench/worst_image_stages.py [--kind one-bit|grey|rgb|rgba]``
+Run: ``.venv/bin/python bench/worst_image_stages.py [--steps overlay masks coco] [--kind one-bit|grey|rgb|rgba|la|grey16|jpeg|jpeg-grey|tiff|
+tiff16|bmp]``
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def build(folder: Path, kind: str) -> Path:
     """The manifest of a project of the one image."""
     manifest = folder / "project.jsonl"
     manifest.write_text("")
-    add_worst_image(manifest, WORST_SIDES[kind], kind)
+    add_worst_image(manifest, kind)
     return manifest
 
 
@@ -68,6 +70,7 @@ def child(manifest: Path, step: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kind", choices=tuple(WORST_SIDES), default="one-bit")
+    parser.add_argument("--steps", nargs="+", choices=STEPS, default=STEPS)
     parser.add_argument("--child", nargs=2, metavar=("MANIFEST", "STEP"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -76,7 +79,7 @@ def main() -> int:
     print(f"worst_image_stages: {args.kind}; {machine()}")
     with tempfile.TemporaryDirectory(prefix="exportd-bench-") as folder:
         manifest = build(Path(folder), args.kind)
-        for step in STEPS:
+        for step in args.steps:
             command = [sys.executable, __file__, "--child", str(manifest), step]
             figures = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
             width, height = figures["size"]

@@ -1,7 +1,7 @@
 """An overlay made a band of rows at a time, from an original streamed a strip at a time, has the
 pixels of the one drawn at once from the original decoded whole, whatever the PNG's filters, bit
-depth, palette or the reduction; a greyscale or RGB original reduced by the streamed box filter is
-within 1 level of Pillow's box filter."""
+depth, palette or the reduction; an original reduced by the banded box filter is within 1 level of
+Pillow's box filter, or with alpha within the bound its rounding allows (`alpha_bound`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFile, TiffImagePlugin
 
 from exportd.domain.options import ExportOptions
 from exportd.export import visualize
@@ -20,7 +20,7 @@ from exportd.export.source import ImageData, PolygonData
 from exportd.export.visualize import BOX_MODES, Style, box_windows, nearest_rows, render
 
 #: (bit depth, colour type) of every PNG `PngRows` streams, with bytes a pixel for the filters
-KINDS = [(1, 0), (2, 0), (4, 0), (8, 0), (8, 2), (1, 3), (2, 3), (4, 3), (8, 3), (8, 4), (8, 6)]
+KINDS = [(1, 0), (2, 0), (4, 0), (8, 0), (16, 0), (8, 2), (1, 3), (2, 3), (4, 3), (8, 3), (8, 4), (8, 6)]
 CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 
 
@@ -73,8 +73,10 @@ def test_png_rows_strip_by_strip_are_the_rows_pillow_decodes(tmp_path, depth, co
 
 
 def test_png_rows_refuse_what_they_do_not_stream_and_report_a_cut_file(tmp_path):
-    Image.fromarray(np.arange(600, dtype=np.uint16).reshape(20, 30)).save(tmp_path / "deep.png")
-    assert PngRows.open(tmp_path / "deep.png") is None  # 16-bit: decoded whole
+    deep = png_with_every_filter(np.zeros((20, 30 * 6), np.uint8), 30, 16, 2, np.random.default_rng(0))
+    (tmp_path / "deep.png").write_bytes(deep)
+    assert Image.open(tmp_path / "deep.png").mode == "RGB"
+    assert PngRows.open(tmp_path / "deep.png") is None  # 16-bit colour: decoded whole
     Image.new("RGB", (30, 20)).save(tmp_path / "f.jpg")
     assert PngRows.open(tmp_path / "f.jpg") is None
     data = bytearray(png_with_every_filter(np.zeros((20, 30), np.uint8), 30, 8, 0, np.random.default_rng(0)))
@@ -97,34 +99,88 @@ def test_nearest_rows_are_the_rows_pillow_s_nearest_resize_takes():
         assert (nearest_rows(height, rows) == taken).all(), (height, rows)
 
 
+def box_streamed(rows: PngRows, size: tuple[int, int], strip: int) -> np.ndarray:
+    """The PNG reduced by the banded box filter from its strips, as `_source_bands` does."""
+    strips = ((top, rows.array(data, count)) for top, count, data in rows.strips(strip))
+    bands = visualize._box_reduced(strips, (rows.width, rows.height), size, rows.mode, strip)  # noqa: SLF001
+    return np.concatenate([np.asarray(band).reshape(band.height, band.width, -1) for band in bands])
+
+
+def box_sizes(rng) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """(original, reduced) sizes: some chosen, most random."""
+    sizes = [((250, 250), (102, 102)), ((5120, 7), (4096, 5)), ((33, 1000), (13, 409)), ((64, 64), (32, 32)),
+             ((97, 89), (97, 40)), ((97, 89), (10, 89)), ((9, 9), (1, 1))]
+    return sizes + [((w, h), (int(rng.integers(1, w + 1)), int(rng.integers(1, h + 1))))
+                    for w, h in rng.integers(2, 400, (25, 2)).tolist()]
+
+
+def noise(rng, height: int, row_bytes: int) -> np.ndarray:
+    """Random rows, or half the time smooth ramps with random edges."""
+    pixels = rng.integers(0, 256, (height, row_bytes), dtype=np.uint8)
+    if rng.random() < 0.5:
+        ramp = np.add.outer(np.arange(height) * 3, np.arange(row_bytes) * 2) % 256
+        pixels = np.where(pixels < 16, pixels, ramp).astype(np.uint8)
+    return pixels
+
+
 @pytest.mark.parametrize(("depth", "colour"), [kind for kind in KINDS if kind[1] in (0, 2) and kind[0] > 1])
 def test_the_streamed_box_filter_is_within_1_level_of_pillow_s(tmp_path, depth, colour):
     rng = np.random.default_rng(100 + depth * 10 + colour)
     path = tmp_path / "f.png"
     identical = total = 0
-    sizes = [((250, 250), (102, 102)), ((5120, 7), (4096, 5)), ((33, 1000), (13, 409)), ((64, 64), (32, 32)),
-             ((97, 89), (97, 40)), ((97, 89), (10, 89)), ((9, 9), (1, 1))]
-    sizes += [((w, h), (int(rng.integers(1, w + 1)), int(rng.integers(1, h + 1))))
-              for w, h in rng.integers(2, 400, (25, 2)).tolist()]
-    for (width, height), size in sizes:
+    for (width, height), size in box_sizes(rng):
         row_bytes = (width * depth * CHANNELS[colour] + 7) // 8
-        noise = rng.integers(0, 256, (height, row_bytes), dtype=np.uint8)
-        if rng.random() < 0.5:  # or smooth, with edges
-            ramp = np.add.outer(np.arange(height) * 3, np.arange(row_bytes) * 2) % 256
-            noise = np.where(noise < 16, noise, ramp).astype(np.uint8)
-        path.write_bytes(png_with_every_filter(noise, width, depth, colour, rng))
+        path.write_bytes(png_with_every_filter(noise(rng, height, row_bytes), width, depth, colour, rng))
         with Image.open(path) as whole:
             assert whole.mode in BOX_MODES
-            expected = np.asarray(whole.resize(size, Image.Resampling.BOX), dtype=np.int16)
+            expected = np.asarray(whole.resize(size, Image.Resampling.BOX), dtype=np.int32)
         with PngRows.open(path) as rows:
-            bands = list(visualize._box_streamed(rows, size, int(rng.integers(1, 40))))  # noqa: SLF001
-        got = np.concatenate([np.asarray(band) for band in bands])
+            got = box_streamed(rows, size, int(rng.integers(1, 40)))[..., 0 if depth == 16 or colour == 0 else slice(None)]
         assert got.shape == expected.shape, (width, height, size)
         difference = np.abs(got - expected)
-        assert difference.max() <= 1, (width, height, size)
+        assert difference.max() <= 1, (width, height, size)  # 16-bit: 1 of 65,535
         identical += int((difference == 0).sum())
         total += difference.size
     assert identical >= 0.7 * total, identical / total  # most pixels are Pillow's exactly
+
+
+def alpha_bound(alpha: np.ndarray) -> np.ndarray:
+    """How far the colour of a pixel of mean alpha `alpha` may be from Pillow's: Pillow's rounded means
+    of premultiplied colour P and alpha A may each be 1 from the exact ones, and the colour is
+    255 P / A, so it may move by 255 (A + P) / (A (A - 1)) <= 510 / (A - 1), plus 1 for truncating;
+    at A <= 1 the colour is anything."""
+    alpha = alpha.astype(np.float64)
+    return np.where(alpha > 1, 1 + 510 / np.maximum(alpha - 1, 1), 255)
+
+
+@pytest.mark.parametrize(("depth", "colour"), [(8, 4), (8, 6)])
+def test_the_streamed_box_filter_averages_colour_weighted_by_alpha_as_pillow_does(tmp_path, depth, colour):
+    rng = np.random.default_rng(200 + colour)
+    path = tmp_path / "f.png"
+    identical = total = opaque = opaque_identical = 0
+    for (width, height), size in box_sizes(rng):
+        pixels = noise(rng, height, width * CHANNELS[colour]).reshape(height, width, CHANNELS[colour])
+        if rng.random() < 0.5:  # opaque and clear patches among the noise, as in real pictures
+            pixels[..., -1] = np.where(rng.random((height, width)) < 0.5, 255 * (rng.random() < 0.7), pixels[..., -1])
+        path.write_bytes(png_with_every_filter(pixels.reshape(height, -1), width, depth, colour, rng))
+        with Image.open(path) as whole:
+            assert whole.mode in ("LA", "RGBA")
+            expected = np.asarray(whole.resize(size, Image.Resampling.BOX), dtype=np.int32)
+        with PngRows.open(path) as rows:
+            got = box_streamed(rows, size, int(rng.integers(1, 40))).astype(np.int32)
+        assert got.shape == expected.shape, (width, height, size)
+        assert np.abs(got[..., -1] - expected[..., -1]).max() <= 1, (width, height, size)  # alpha: a plain mean
+        difference = np.abs(got[..., :-1] - expected[..., :-1]).max(axis=-1)
+        bound = alpha_bound(expected[..., -1])
+        assert (difference <= bound).all(), (width, height, size, difference[difference > bound][:5])
+        identical += int((difference == 0).sum())
+        total += difference.size
+        full = expected[..., -1] == 255
+        opaque += int(full.sum())
+        opaque_identical += int((difference[full] == 0).sum())
+        assert difference[full].max(initial=0) <= 1  # opaque: as RGB
+    assert identical >= 0.7 * total, identical / total
+    assert opaque_identical >= 0.7 * opaque, opaque_identical / opaque
 
 
 def test_box_windows_are_the_pixels_pillow_s_box_filter_averages():
@@ -175,7 +231,28 @@ def originals(tmp_path):
         ("p4.png", Image.fromarray(colours).quantize(9), {"bits": 4}),
         ("deep.png", Image.fromarray(ramp.astype(np.uint16) * 251), {}),
         ("photo.jpg", Image.fromarray(colours), {}),
+        ("grey.jpg", Image.fromarray(ramp), {}),
+        ("cmyk.jpg", Image.fromarray(np.dstack([colours, ramp])).convert("CMYK"), {}),
+        ("rgb.bmp", Image.fromarray(colours), {}),
+        ("rgba.tif", Image.fromarray(np.dstack([colours, ramp])), {"compression": "tiff_lzw"}),
+        ("deep.tif", Image.fromarray(ramp.astype(np.uint16) * 251), {}),
+        ("float.tif", Image.fromarray(ramp.astype(np.float32) / 7), {}),
+        ("adam7.png", Image.fromarray(colours), {}),  # interlaced below
     ]
+
+
+def adam7(picture: Image.Image) -> bytes:
+    """An interlaced (Adam7) PNG of an RGB picture, each pass's rows unfiltered."""
+    pixels = np.asarray(picture)
+    lines = b""
+    for top, left, down, across in ((0, 0, 8, 8), (0, 4, 8, 8), (4, 0, 8, 4), (0, 2, 4, 4), (2, 0, 4, 2),
+                                    (0, 1, 2, 2), (1, 0, 2, 1)):
+        part = pixels[top::down, left::across]
+        if part.size:
+            lines += b"".join(b"\x00" + row.tobytes() for row in part)
+    header = struct.pack(">IIBBBBB", picture.width, picture.height, 8, 2, 0, 0, 1)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(lines))
+            + chunk(b"IEND", b""))
 
 
 @pytest.mark.parametrize("reduced", [False, True])
@@ -188,6 +265,8 @@ def test_an_overlay_made_band_by_band_has_the_pixels_of_one_drawn_at_once(tmp_pa
     for name, picture, options in originals(tmp_path):
         path = tmp_path / name
         picture.save(path, **options)
+        if name == "adam7.png":
+            path.write_bytes(adam7(picture))
         cells = (PolygonData("a", "external", np.c_[100 + 70 * np.cos(angles), 80 + 60 * np.sin(angles)]),
                  PolygonData("h", "internal", np.c_[100 + 20 * np.cos(angles), 80 + 20 * np.sin(angles)], "a"),
                  PolygonData("b", "external", ((5.5, 5), (60, 10), (30, 150))))
@@ -199,9 +278,12 @@ def test_an_overlay_made_band_by_band_has_the_pixels_of_one_drawn_at_once(tmp_pa
         assert banded_warnings == warnings
         expected, got = Image.open(io.BytesIO(at_once)), Image.open(io.BytesIO(banded))
         assert got.mode == expected.mode == "RGB" and got.size == expected.size, name
-        if reduced and picture.mode in BOX_MODES and name.endswith(".png"):  # the streamed box filter
+        if reduced and picture.mode in BOX_MODES:  # the banded box filter
             difference = np.abs(np.asarray(got, np.int16) - np.asarray(expected, np.int16))
-            assert difference.max() <= 1 and (difference == 0).mean() > 0.7, name
+            bound = 1
+            if picture.mode in ("LA", "RGBA"):
+                bound = alpha_bound(np.asarray(picture.getchannel("A").resize(got.size, Image.Resampling.BOX)))
+            assert (difference.max(axis=-1) <= bound).all() and (difference == 0).mean() > 0.7, name
         else:
             assert got.tobytes() == expected.tobytes(), name
         assert reduced == (got.size != picture.size), name
@@ -221,3 +303,66 @@ def test_a_damaged_original_made_band_by_band_is_a_warning(tmp_path, monkeypatch
         ExportOptions().visualization_options))
     assert png is None
     assert warnings == ["cut.png: the original file cannot be read (damaged, or not an image); no visualization"]
+
+
+def loads_and_resizes(monkeypatch) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """The sizes of the images Pillow decodes from a file, and of those it resizes, from now on."""
+    loaded, resized, seen = [], [], set()
+
+    def recording(load):
+        def recording_load(self):
+            if self.tile and id(self) not in seen:  # not yet decoded (TIFF's load calls ImageFile's)
+                seen.add(id(self))
+                loaded.append(self.size)
+            return load(self)
+        return recording_load
+
+    def recording_resize(self, size, *args, **kwargs):
+        resized.append(self.size)
+        return resize(self, size, *args, **kwargs)
+
+    resize = Image.Image.resize
+    for kind in (ImageFile.ImageFile, TiffImagePlugin.TiffImageFile):
+        monkeypatch.setattr(kind, "load", recording(kind.load))
+    monkeypatch.setattr(Image.Image, "resize", recording_resize)
+    return loaded, resized
+
+
+def drawn(tmp_path, monkeypatch, name: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]], Image.Image]:
+    """Draw one of `originals` reduced, a band of a few rows at a time, noting what Pillow decodes and resizes."""
+    picture, options = next((p, o) for n, p, o in originals(tmp_path) if n == name)
+    path = tmp_path / name
+    picture.save(path, **options)
+    if name == "adam7.png":
+        path.write_bytes(adam7(picture))
+    monkeypatch.setattr(visualize, "MAX_OVERLAY_PIXELS", 211 * 157 // 7)
+    monkeypatch.setattr(visualize, "BAND_PIXELS", 900)
+    cell = PolygonData("a", "external", ((10, 10), (150, 20), (60, 140)))
+    loaded, resized = loads_and_resizes(monkeypatch)
+    png, warnings = render(ImageData("i", name, picture.width, picture.height, path, (cell,)),
+                           Style.of(ExportOptions().visualization_options))
+    assert png is not None and "drawn at 79x59" in warnings[-1], warnings
+    return loaded, resized, picture
+
+
+@pytest.mark.parametrize("name", ["one.png", "grey.png", "rgb.png", "rgba.png", "la.png", "p8.png", "p4.png",
+                                  "deep.png"])
+def test_a_streamed_png_is_never_decoded_whole(tmp_path, monkeypatch, name):
+    loaded, resized, picture = drawn(tmp_path, monkeypatch, name)
+    assert loaded, "nothing decoded"
+    assert max(height for _, height in loaded) < picture.height // 10, loaded  # strips of a few rows
+    assert max((height for _, height in resized), default=0) < picture.height // 10, resized
+
+
+@pytest.mark.parametrize("name", ["photo.jpg", "grey.jpg", "cmyk.jpg"])
+def test_a_jpeg_is_decoded_at_the_smallest_dct_scale_still_at_least_the_overlay(tmp_path, monkeypatch, name):
+    loaded, resized, _ = drawn(tmp_path, monkeypatch, name)
+    assert loaded == [(106, 79)]  # 211 x 157 at 1/2, not at 1/4 (53 x 40, under 79 x 59)
+    assert resized == []  # reduced to 79 x 59 by the banded box filter
+
+
+@pytest.mark.parametrize("name", ["adam7.png", "rgb.bmp", "rgba.tif", "deep.tif", "float.tif"])
+def test_an_original_decoded_whole_is_reduced_in_bands_not_by_a_whole_resize(tmp_path, monkeypatch, name):
+    loaded, resized, picture = drawn(tmp_path, monkeypatch, name)
+    assert loaded == [picture.size]  # once, and nothing the size of the overlay made from it
+    assert max((height for _, height in resized), default=0) < picture.height // 10, resized

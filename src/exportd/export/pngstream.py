@@ -1,12 +1,15 @@
 """PNG files a band of rows at a time, so that an image at the pixel cap is never held whole.
 
 `PngRows` reads a non-interlaced 8-bit-or-less PNG (1, 2, 4, 8-bit greyscale,
-palette, RGB, RGBA, greyscale with alpha) top to bottom: its compressed data is
-inflated a strip at a time and each strip's filters are undone by Pillow's own
-decoder, on a small PNG made of the strip's filtered rows and, unfiltered in
-front of them, the row above (which the filters refer to). A strip comes back
-as a Pillow image in the mode `Image.open` gives the file, pixel for pixel the
-rows of the image Pillow decodes at once. Other PNGs (16-bit, interlaced) are
+palette, RGB, RGBA, greyscale with alpha) or 16-bit greyscale PNG top to bottom,
+as often as asked: its compressed data is inflated a strip at a time and each
+strip's filters are undone by Pillow's own decoder, on a small 8-bit PNG of the
+same bytes a pixel (which the filters step back by) made of the strip's
+filtered rows and, unfiltered in front of them, the row above (which the
+filters refer to). A strip comes back as a Pillow image in the mode
+`Image.open` gives the file, pixel for pixel the rows of the image Pillow
+decodes at once, or as an array of its numbers (`array`). Other PNGs (16-bit
+colour, whose 6 or 8 bytes a pixel no 8-bit PNG has, and interlaced ones) are
 not streamed: `PngRows.open` returns None and the caller decodes them whole.
 
 `PngWriter` writes an 8-bit RGB PNG from bands of rows, with zlib at a given
@@ -35,7 +38,7 @@ IDAT_SIZE = 1 << 16  #: compressed bytes read or written at a time
 
 
 class PngRows:
-    """The rows of one PNG file, strip by strip (`strips()`, once)."""
+    """The rows of one PNG file, strip by strip (`strips()`)."""
 
     def __init__(self, file: BinaryIO, header: tuple[int, int, int, int], palette: bytes | None,
                  first: tuple[bytes, int]) -> None:
@@ -62,8 +65,8 @@ class PngRows:
                 length, kind = _chunk_head(file)
                 if kind == b"IHDR":
                     width, height, depth, colour, method, filters, interlace = struct.unpack(">IIBBBBB", file.read(13))
-                    if (method, filters, interlace) != (0, 0, 0) or depth > 8 or (depth, colour) not in \
-                            PngImagePlugin._MODES:  # noqa: SLF001
+                    if (method, filters, interlace) != (0, 0, 0) or (depth > 8 and (depth, colour) != (16, 0)) \
+                            or (depth, colour) not in PngImagePlugin._MODES:  # noqa: SLF001
                         file.close()
                         return None
                     header = (width, height, depth, colour)
@@ -94,7 +97,7 @@ class PngRows:
 
     def strips(self, rows: int) -> Iterator[tuple[int, int, bytes]]:
         """(first row, count, the rows' unfiltered bytes) of the next `rows` rows at most, top to
-        bottom; `image` makes them a Pillow image."""
+        bottom; `image` makes them a Pillow image, `array` an array. Each call starts at the top."""
         stride = self.row_bytes + 1
         colour, byte_mode = BYTE_IMAGES[self.pixel_bytes]
         width = self.row_bytes // self.pixel_bytes
@@ -121,6 +124,13 @@ class PngRows:
         if self.mode == "P" and self._palette is not None:
             image.putpalette(self._palette, "RGB")
         return image
+
+    def array(self, data: bytes, count: int) -> np.ndarray:
+        """`count` rows of unfiltered `data` as numbers, (rows, width, channels): 8-bit ones as
+        `image` decodes them (greyscale of 1, 2 or 4 bits scaled to 0-255), 16-bit greyscale as they are."""
+        if self.mode == "I;16":
+            return np.frombuffer(data, dtype=">u2").reshape(count, self.width, 1)
+        return np.asarray(self.image(data, count)).reshape(count, self.width, -1)
 
     def _filtered(self, size: int) -> Iterator[tuple[int, bytes]]:
         """(first row, `size` bytes of filtered rows at most, whole rows), from the compressed data."""

@@ -45,9 +45,11 @@ PNG_COMPRESSION = 3  #: zlib level: most of level 6's size at a fraction of its 
 MAX_OVERLAY_PIXELS = 4096 * 4096  #: larger originals are drawn scaled down to this many pixels
 BAND_PIXELS = 1 << 18  #: a larger overlay is made this many pixels at a time (`_banded`)
 NEAREST_MODES = ("1", "P")  #: modes Pillow resizes by nearest neighbour, whatever the filter asked
-#: modes a streamed PNG is reduced in by `_box_streamed` (others by Pillow, decoded whole): not LA or
-#: RGBA, which Pillow's box filter averages premultiplied by alpha
-BOX_MODES = ("L", "RGB")
+ALPHA_MODES = ("LA", "RGBA")  #: averaged premultiplied by alpha, as Pillow's resize does
+DEEP_MODES = ("I;16", "I;16B", "I;16L", "I", "F")  #: drawn scaled to their maximum (`_as_rgb`)
+#: modes `_box_reduced` reduces, from a streamed PNG or the decoded original; others (rare: RGBX,
+#: YCbCr, LAB, HSV, signed 16-bit) are reduced by Pillow, decoded whole
+BOX_MODES = ("L", "RGB", "CMYK", *ALPHA_MODES, *DEEP_MODES)
 #: inks of the overlay layer, one byte a pixel: a fill, the same + LINE for its outline, the number's parts
 EXTERNAL, INTERNAL, LINE, DISC, DISC_EDGE, TEXT = 1, 2, 2, 5, 6, 7
 
@@ -126,7 +128,7 @@ def render(image: ImageData, style: Style) -> tuple[bytes | None, list[str]]:
         png = buffer.getvalue()
     else:
         try:
-            png = _banded(image.path, mode, size, lambda: _overlay(size, cells, style, scale), style)
+            png = _banded(image.path, size, lambda: _overlay(size, cells, style, scale), style)
         except (OSError, ValueError, Image.DecompressionBombError) as error:
             return None, [*warnings, _unreadable(image, error)]
     if size != full:
@@ -149,14 +151,14 @@ def _whole(source: Image.Image, size: tuple[int, int]) -> Image.Image:
     return _as_rgb(reduced, peak)
 
 
-def _banded(path: Path, mode: str, size: tuple[int, int], draw: Callable[[], Image.Image], style: Style) -> bytes:
+def _banded(path: Path, size: tuple[int, int], draw: Callable[[], Image.Image], style: Style) -> bytes:
     """The overlay's PNG, made a band of rows at a time: each band of the original at `size` becomes
     RGB, gets its part of the layer (`draw()`) blended on, and is compressed before the next is read.
     The layer is drawn once the first band is read: an original decoded whole is released by then."""
     writer = PngWriter(size, PNG_COMPRESSION)
     layer = None
     top = 0
-    for band, peak in _source_bands(path, mode, size):
+    for band, peak in _source_bands(path, size):
         if layer is None:
             layer = draw()
         rgb = _as_rgb(band, peak)
@@ -167,34 +169,63 @@ def _banded(path: Path, mode: str, size: tuple[int, int], draw: Callable[[], Ima
     return writer.close()
 
 
-def _source_bands(path: Path, mode: str, size: tuple[int, int]) -> Iterator[tuple[Image.Image, float | None]]:
+def _source_bands(path: Path, size: tuple[int, int]) -> Iterator[tuple[Image.Image, float | None]]:
     """The original at `size` in its own mode, top to bottom a band at a time, and the maximum of a
-    16-bit, 32-bit or float image (see `_reduced`).
+    16-bit, 32-bit or float image (see `_as_rgb`).
 
     A PNG that `PngRows` reads, at its own size or in a mode Pillow reduces by
     nearest neighbour (1-bit, palette), is streamed: only the rows the overlay
     shows are kept, a strip at a time, so a 10,000 x 10,000 1-bit original costs
-    a strip, not its 100 MB of decoded pixels. One in greyscale or RGB that is
-    reduced is streamed too and reduced by `_box_streamed` (within 1 level of
-    Pillow's box filter). Others are decoded whole and reduced, as `_reduced`
-    does, and the decoded original is released before the first band.
+    a strip, not its 100 MB of decoded pixels. One in greyscale (8 or 16-bit),
+    RGB, RGBA or greyscale with alpha that is reduced is streamed too and reduced
+    by `_box_reduced` (within a level of Pillow's box filter; see there for
+    alpha); a 16-bit one is read twice, for its maximum, then for its pixels.
+    Others are decoded whole: a JPEG at the smallest DCT scale still at least
+    `size` (Pillow's `draft`), then reduced by `_box_reduced` in bands, so that
+    they cost the decoded original and a band, with no full-size copy; the rare
+    modes it does not handle are reduced by Pillow, as `_reduced` does.
     """
     rows = PngRows.open(path)
     if rows is not None:
         with rows:
-            if rows.mode == mode and ((rows.width, rows.height) == size or mode in NEAREST_MODES):
-                yield from ((band, None) for band in _streamed(rows, size))
-                return
-            if rows.mode == mode and mode in BOX_MODES:
-                yield from ((band, None) for band in _box_streamed(rows, size))
-                return
+            strip = max(1, BAND_PIXELS // rows.width)
+            peak = _png_peak(rows, strip) if rows.mode in DEEP_MODES else None
+            if (rows.width, rows.height) == size or rows.mode in NEAREST_MODES:
+                yield from ((band, peak) for band in _streamed(rows, size))
+            else:
+                strips = ((top, rows.array(data, count)) for top, count, data in rows.strips(strip))
+                yield from ((band, peak) for band in _box_reduced(strips, (rows.width, rows.height), size,
+                                                                  rows.mode, strip))
+            return
     with Image.open(path) as source:
+        source.draft(source.mode, size)  # a JPEG decodes at 1/2, 1/4 or 1/8 scale where that is still >= size
+        if source.size != size and source.mode in BOX_MODES:
+            source.load()
+            peak = _peak(source)
+            strip = max(1, BAND_PIXELS // source.width)
+            strips = ((top, _rows(source, top, strip)) for top in range(0, source.height, strip))
+            yield from ((band, peak) for band in _box_reduced(strips, source.size, size, source.mode, strip))
+            return
         reduced, peak = _reduced(source, size)
         if reduced is not source:
             source.close()  # releases the decoded pixels (leaving the `with` closes only the file)
         step = max(1, BAND_PIXELS // size[0])
         for top in range(0, size[1], step):
             yield reduced.crop((0, top, size[0], min(top + step, size[1]))), peak
+
+
+def _png_peak(rows: PngRows, strip: int) -> float:
+    """The maximum of a 16-bit PNG's pixels (one pass over its strips), as `_peak` takes it."""
+    high = 0
+    for _, count, data in rows.strips(strip):
+        high = max(high, int(rows.array(data, count).max()))
+    return float(high) if high > 0 else 1.0
+
+
+def _rows(image: Image.Image, top: int, count: int) -> np.ndarray:
+    """Rows [top, top + count) of a decoded image as an array (rows, width, channels)."""
+    part = np.asarray(image.crop((0, top, image.width, min(top + count, image.height))))
+    return part.reshape(part.shape[0], image.width, -1)
 
 
 def _streamed(rows: PngRows, size: tuple[int, int]) -> Iterator[Image.Image]:
@@ -216,44 +247,89 @@ def _streamed(rows: PngRows, size: tuple[int, int]) -> Iterator[Image.Image]:
         raise OSError("image file is truncated")
 
 
-def _box_streamed(rows: PngRows, size: tuple[int, int], strip: int | None = None) -> Iterator[Image.Image]:
-    """The PNG reduced to `size` by a box filter, top to bottom, reading `strip` rows at a time.
+def _box_reduced(strips: Iterator[tuple[int, np.ndarray]], full: tuple[int, int], size: tuple[int, int],
+                 mode: str, strip: int) -> Iterator[Image.Image]:
+    """An image of `full` size and `mode`, given as (first row, pixels) strips of `strip` rows at most
+    top to bottom, reduced to `size` by a box filter, a band of rows at a time, in `mode`.
 
     Each output pixel is the mean of the original pixels Pillow's `Image.BOX`
-    averages for it (`box_windows`), rounded half up. The sums are exact
-    integers, always made in the same order: each strip's rows are summed
-    across their columns' windows, and those row sums are added up down the
-    rows' windows, carrying the rows of a window that crosses into the next
-    strip. Pillow rounds its first pass to 8 bits (horizontal or vertical
-    first, as it picks), so a pixel may differ from its resize by 1 level.
+    averages for it (`box_windows`), rounded half up (16-bit, 32-bit and float
+    images: the exact mean, as float). The sums are exact, always made in the
+    same order: each strip's rows are summed across their columns' windows, and
+    those row sums are added up down the rows' windows, carrying the rows of a
+    window that crosses into the next strip. Pillow rounds its first pass to 8
+    bits (horizontal or vertical first, as it picks), so a pixel may differ
+    from its resize by 1 level.
+
+    LA and RGBA are averaged as Pillow does: the colour premultiplied by alpha,
+    rounded to 8 bits, averaged, then divided by the mean alpha (truncated;
+    kept as it is where that alpha is 0 or 255). Pillow's rounded means of
+    colour and alpha may each differ from these by 1, which the division
+    magnifies by 255 / alpha: a pixel may differ from its resize by about
+    1 + 510 / alpha levels, and where the mean alpha is tiny its colour is
+    barely defined (the overlay drops alpha, as Pillow's `convert("RGB")` does).
     Memory: a strip, its row sums and a band of the output.
     """
-    channels = len(rows.mode)
-    strip = strip or max(1, BAND_PIXELS // rows.width)
-    left, right = box_windows(rows.width, size[0])
-    top, bottom = box_windows(rows.height, size[1])
+    width, height = full
+    channels = Image.getmodebands(mode)
+    left, right = box_windows(width, size[0])
+    top, bottom = box_windows(height, size[1])
     widths = (right - left)[:, None]
-    dtype = np.int32 if 255 * rows.width * (strip + rows.height // size[1] + 2) < 2 ** 31 else np.int64
+    exact = mode not in ("I", "F")  # integers, rounded half up; "I" and "F" as float means
+    highest = 65535 if mode.startswith("I;16") else 255
+    dtype = (np.float64 if not exact else np.int32
+             if highest * width * (strip + height // size[1] + 2) < 2 ** 31 else np.int64)
     carried = np.zeros((0, size[0], channels), dtype=dtype)  # row sums of rows still to be used
     first = 0  # the original row `carried` starts at
     done = 0  # output rows made
-    for start, count, data in rows.strips(strip):
-        pixels = np.frombuffer(rows.image(data, count).tobytes(), dtype=np.uint8).reshape(count, rows.width, channels)
+    for start, pixels in strips:
+        count = len(pixels)
+        if mode in ALPHA_MODES:
+            pixels = _premultiplied(pixels)
         carried = np.concatenate([carried, _row_sums(pixels, left, right, dtype)])
         del pixels
         end = int(np.searchsorted(bottom, start + count, side="right"))  # output rows complete with this strip
         if end > done:
-            band = np.empty((end - done, size[0], channels), dtype=np.uint8)
+            band = np.empty((end - done, size[0], channels), dtype=np.float32 if not exact else
+                            np.uint16 if highest > 255 else np.uint8)
             for row in range(done, end):
                 sums = carried[top[row] - first:bottom[row] - first].sum(axis=0, dtype=dtype)
                 area = widths * int(bottom[row] - top[row])
-                band[row - done] = (2 * sums + area) // (2 * area)  # the mean, rounded half up
-            yield Image.fromarray(band[..., 0] if channels == 1 else band, rows.mode)
+                band[row - done] = (2 * sums + area) // (2 * area) if exact else sums / area  # rounded half up
+            if mode in ALPHA_MODES:
+                _unpremultiply(band)
+            yield _band_image(band, mode)
             done = end
             keep = min(int(top[done]), start + count) if done < size[1] else start + count
             carried, first = carried[keep - first:], keep
     if done != size[1]:
         raise OSError("image file is truncated")
+
+
+def _premultiplied(pixels: np.ndarray) -> np.ndarray:
+    """8-bit pixels with alpha last, their colour multiplied by alpha / 255 and rounded as Pillow's
+    conversion to RGBa or La does."""
+    out = np.empty_like(pixels)
+    product = pixels[..., :-1].astype(np.uint32) * pixels[..., -1:] + 128
+    out[..., :-1] = ((product >> 8) + product) >> 8
+    out[..., -1] = pixels[..., -1]
+    return out
+
+
+def _unpremultiply(band: np.ndarray) -> None:
+    """Divide premultiplied colour by alpha in place, as Pillow's conversion back from RGBa or La does:
+    255 * colour // alpha, at most 255, the colour kept where alpha is 0 or 255."""
+    alpha = band[..., -1:].astype(np.uint32)
+    colour = band[..., :-1].astype(np.uint32)
+    divided = np.minimum(255 * colour // np.maximum(alpha, 1), 255)
+    band[..., :-1] = np.where((alpha == 0) | (alpha == 255), colour, divided)
+
+
+def _band_image(band: np.ndarray, mode: str) -> Image.Image:
+    """A band of `_box_reduced` as a Pillow image: in `mode`, or "I;16" or "F" for the deep modes."""
+    if mode in DEEP_MODES:
+        return Image.fromarray(band[..., 0])  # uint16: I;16, float32: F
+    return Image.frombytes(mode, (band.shape[1], band.shape[0]), band.tobytes())
 
 
 def _row_sums(pixels: np.ndarray, left: np.ndarray, right: np.ndarray, dtype: type, piece: int = 8) -> np.ndarray:
@@ -369,12 +445,18 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 def _reduced(source: Image.Image, size: tuple[int, int]) -> tuple[Image.Image, float | None]:
     """The image at `size` in its own mode (1-bit and palette images by nearest neighbour; the source
     itself when it has that size), and for 16-bit, 32-bit and float images the original's maximum."""
-    peak = None
-    if source.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        _, high = source.getextrema()
-        peak = float(high) if high and high > 0 else 1.0
+    source.draft(source.mode, size)  # a JPEG decodes at the smallest DCT scale still at least `size`
+    peak = _peak(source)
     source.load()
     return (source if source.size == size else source.resize(size, Image.Resampling.BOX)), peak
+
+
+def _peak(source: Image.Image) -> float | None:
+    """The maximum of a 16-bit, 32-bit or float image (at least some positive number), else None."""
+    if source.mode not in DEEP_MODES:
+        return None
+    _, high = source.getextrema()
+    return float(high) if high and high > 0 else 1.0
 
 
 def _as_rgb(image: Image.Image, peak: float | None) -> Image.Image:
