@@ -18,10 +18,11 @@ that the label mask, a 16-bit array of the whole image, paints. With
 ``--worst-kind K`` it is another kind of original (`WORST_KINDS`), with the same
 cells scaled, each at the cap that binds for it: 10,000² for 8-bit greyscale
 (PNG, JPEG), 7,240² for 16-bit greyscale (PNG, TIFF; 2 bytes a pixel decoded),
-5,120² for RGB, RGBA and LA (PNG, JPEG, LZW TIFF, BMP; 4 bytes a pixel decoded).
+5,120² for RGB, RGBA and LA (PNG, JPEG, TIFF, BMP; 4 bytes a pixel decoded). TIFFs
+are LZW-compressed, but `tiff-zip` deflate-compressed.
 
 Run: ``.venv/bin/python bench/export_memory.py [--images 10000] [--workers 0] [--worst-image]
-[--worst-kind one-bit|grey|rgb|rgba|la|grey16|jpeg|jpeg-grey|tiff|tiff16|bmp]``
+[--worst-kind one-bit|grey|rgb|rgba|la|grey16|jpeg|jpeg-grey|tiff|tiff16|tiff-zip|bmp]``
 """
 
 from __future__ import annotations
@@ -86,8 +87,11 @@ WORST_KINDS = {
     "one-bit": (10_000, "PNG", "1"), "grey": (10_000, "PNG", "L"), "rgb": (5120, "PNG", "RGB"),
     "rgba": (5120, "PNG", "RGBA"), "la": (5120, "PNG", "LA"), "grey16": (7240, "PNG", "I;16"),
     "jpeg": (5120, "JPEG", "RGB"), "jpeg-grey": (10_000, "JPEG", "L"), "tiff": (5120, "TIFF", "RGB"),
-    "tiff16": (7240, "TIFF", "I;16"), "bmp": (5120, "BMP", "RGB"),
+    "tiff16": (7240, "TIFF", "I;16"), "tiff-zip": (5120, "TIFF", "RGB"), "bmp": (5120, "BMP", "RGB"),
 }
+#: how each format is saved: TIFF with LZW (tifffile needs imagecodecs to decode it a strip at a time), or
+#: `tiff-zip` with deflate (which tifffile decodes on its own)
+SAVE_OPTIONS = {"JPEG": {"quality": 90}, "TIFF": {"compression": "tiff_lzw"}}
 WORST_SIDES = {kind: side for kind, (side, _, _) in WORST_KINDS.items()}
 EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "TIFF": "tif", "BMP": "bmp"}
 
@@ -123,7 +127,7 @@ def add_worst_image(manifest: Path, kind: str = "one-bit") -> None:
     side = WORST_SIDES[kind]
     picture, kind_format = worst_picture(kind)
     name = f"worst.{EXTENSIONS[kind_format]}"
-    options = {"compression": "tiff_lzw"} if kind_format == "TIFF" else {"quality": 90} if kind_format == "JPEG" else {}
+    options = {"compression": "tiff_adobe_deflate"} if kind == "tiff-zip" else SAVE_OPTIONS.get(kind_format, {})
     picture.save(manifest.parent / name, kind_format, **options)
     del picture
     with Image.open(manifest.parent / name) as saved:  # as the API checks it

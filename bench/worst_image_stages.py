@@ -11,7 +11,7 @@ its peak resident set (VmHWM), runs the step once and prints how much the peak
 grew and the seconds it took. Nothing is asserted.
 
 Run: ``.venv/bin/python bench/worst_image_stages.py [--steps overlay masks coco] [--kind one-bit|grey|rgb|rgba|la|grey16|jpeg|jpeg-grey|tiff|
-tiff16|bmp]``
+tiff16|tiff-zip|bmp]``
 """
 
 from __future__ import annotations

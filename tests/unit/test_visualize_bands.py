@@ -11,11 +11,13 @@ import zlib
 
 import numpy as np
 import pytest
+import tifffile
 from PIL import Image, ImageDraw, ImageFile, TiffImagePlugin
 
 from exportd.domain.options import ExportOptions
 from exportd.export import visualize
 from exportd.export.pngstream import PngRows, PngWriter
+from exportd.export.tiffstream import TiffRows
 from exportd.export.source import ImageData, PolygonData
 from exportd.export.visualize import BOX_MODES, Style, box_windows, nearest_rows, render
 
@@ -97,6 +99,46 @@ def test_nearest_rows_are_the_rows_pillow_s_nearest_resize_takes():
         index = Image.fromarray(np.arange(height, dtype=np.int32).reshape(height, 1))
         taken = np.asarray(index.resize((1, rows), Image.Resampling.NEAREST)).ravel()
         assert (nearest_rows(height, rows) == taken).all(), (height, rows)
+
+
+@pytest.mark.parametrize("layout", [{}, {"rowsperstrip": 7}, {"compression": "zlib", "rowsperstrip": 5},
+                                    {"tile": (16, 32)}, {"tile": (32, 16), "compression": "zlib", "predictor": True},
+                                    {"byteorder": ">"}, {"byteorder": ">", "tile": (16, 16), "compression": "zlib"}])
+@pytest.mark.parametrize("kind", ["uint8", "uint16", "float32", "rgb", "rgba"])
+def test_tiff_rows_strip_by_strip_are_the_pixels_tifffile_and_pillow_decode(tmp_path, layout, kind):
+    rng = np.random.default_rng(7)
+    shape = {"rgb": (45, 70, 3), "rgba": (45, 70, 4)}.get(kind, (45, 70))
+    pixels = rng.integers(0, 60_000 if kind == "uint16" else 256, shape).astype("uint8" if kind in ("rgb", "rgba")
+                                                                                else kind)
+    extra = {"extrasamples": ["unassalpha"]} if kind == "rgba" else {}
+    if kind == "float32":  # a float predictor needs imagecodecs to write
+        layout = {key: value for key, value in layout.items() if key != "predictor"}
+    tifffile.imwrite(tmp_path / "f.tif", pixels, photometric="rgb" if pixels.ndim == 3 else "minisblack",
+                     **layout, **extra)
+    with Image.open(tmp_path / "f.tif") as opened:
+        mode = opened.mode
+    with TiffRows.open(tmp_path / "f.tif", mode) as rows:
+        strips = list(rows.strips(4))
+    assert [top for top, _ in strips] == list(np.cumsum([0] + [len(strip) for _, strip in strips[:-1]]))
+    assert all(1 <= len(strip) <= 4 for _, strip in strips)  # at most as asked, or as the file's pieces are
+    got = np.concatenate([strip for _, strip in strips])
+    assert (got.reshape(pixels.shape) == pixels).all()
+
+
+def test_tiff_rows_refuse_what_they_do_not_stream(tmp_path):
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    tifffile.imwrite(tmp_path / "planar.tif", np.moveaxis(rgb, -1, 0), photometric="rgb", planarconfig="separate")
+    tifffile.imwrite(tmp_path / "cmyk.tif", np.zeros((20, 30, 4), np.uint8), photometric="separated")
+    Image.fromarray(rgb).quantize(4).save(tmp_path / "palette.tif")
+    Image.new("1", (30, 20)).save(tmp_path / "bits.tif")
+    for name in ("planar.tif", "cmyk.tif", "palette.tif", "bits.tif"):
+        with Image.open(tmp_path / name) as opened:
+            assert TiffRows.open(tmp_path / name, opened.mode) is None, name
+    tifffile.imwrite(tmp_path / "grey.tif", np.zeros((20, 30), np.uint8))
+    assert TiffRows.open(tmp_path / "grey.tif", "RGB") is None  # Pillow sees it otherwise
+    (tmp_path / "cut.tif").write_bytes((tmp_path / "grey.tif").read_bytes()[:-300])
+    with TiffRows.open(tmp_path / "cut.tif", "L") as rows, pytest.raises(OSError):
+        list(rows.strips(4))
 
 
 def box_streamed(rows: PngRows, size: tuple[int, int], strip: int) -> np.ndarray:
@@ -238,7 +280,22 @@ def originals(tmp_path):
         ("deep.tif", Image.fromarray(ramp.astype(np.uint16) * 251), {}),
         ("float.tif", Image.fromarray(ramp.astype(np.float32) / 7), {}),
         ("adam7.png", Image.fromarray(colours), {}),  # interlaced below
+        ("raw.tif", Image.fromarray(colours), {}),  # one uncompressed strip
+        ("zip.tif", Image.fromarray(colours), {"compression": "tiff_adobe_deflate"}),  # strips of 64 KiB
+        ("tiled.tif", np.dstack([colours, ramp]), {"tile": (32, 48), "compression": "zlib", "extrasamples": ["unassalpha"]}),
+        ("tiled16.tif", ramp.astype(np.uint16) * 251, {"tile": (48, 32)}),
+        ("lzw.tif", Image.fromarray(ramp), {"compression": "tiff_lzw"}),
     ]
+
+
+def save(picture: Image.Image | np.ndarray, path, options: dict) -> None:
+    """Save one of `originals`: an array by tifffile, an interlaced PNG by `adam7`, others by Pillow."""
+    if isinstance(picture, np.ndarray):
+        tifffile.imwrite(path, picture, photometric="rgb" if picture.ndim == 3 else "minisblack", **options)
+    elif path.name == "adam7.png":
+        path.write_bytes(adam7(picture))
+    else:
+        picture.save(path, **options)
 
 
 def adam7(picture: Image.Image) -> bytes:
@@ -264,9 +321,9 @@ def test_an_overlay_made_band_by_band_has_the_pixels_of_one_drawn_at_once(tmp_pa
         monkeypatch.setattr(visualize, "MAX_OVERLAY_PIXELS", 211 * 157 // 7)
     for name, picture, options in originals(tmp_path):
         path = tmp_path / name
-        picture.save(path, **options)
-        if name == "adam7.png":
-            path.write_bytes(adam7(picture))
+        save(picture, path, options)
+        with Image.open(path) as opened:
+            picture = opened.copy()
         cells = (PolygonData("a", "external", np.c_[100 + 70 * np.cos(angles), 80 + 60 * np.sin(angles)]),
                  PolygonData("h", "internal", np.c_[100 + 20 * np.cos(angles), 80 + 20 * np.sin(angles)], "a"),
                  PolygonData("b", "external", ((5.5, 5), (60, 10), (30, 150))))
@@ -332,9 +389,9 @@ def drawn(tmp_path, monkeypatch, name: str) -> tuple[list[tuple[int, int]], list
     """Draw one of `originals` reduced, a band of a few rows at a time, noting what Pillow decodes and resizes."""
     picture, options = next((p, o) for n, p, o in originals(tmp_path) if n == name)
     path = tmp_path / name
-    picture.save(path, **options)
-    if name == "adam7.png":
-        path.write_bytes(adam7(picture))
+    save(picture, path, options)
+    with Image.open(path) as opened:
+        picture = opened.copy()
     monkeypatch.setattr(visualize, "MAX_OVERLAY_PIXELS", 211 * 157 // 7)
     monkeypatch.setattr(visualize, "BAND_PIXELS", 900)
     cell = PolygonData("a", "external", ((10, 10), (150, 20), (60, 140)))
@@ -346,11 +403,12 @@ def drawn(tmp_path, monkeypatch, name: str) -> tuple[list[tuple[int, int]], list
 
 
 @pytest.mark.parametrize("name", ["one.png", "grey.png", "rgb.png", "rgba.png", "la.png", "p8.png", "p4.png",
-                                  "deep.png"])
-def test_a_streamed_png_is_never_decoded_whole(tmp_path, monkeypatch, name):
+                                  "deep.png", "raw.tif", "zip.tif", "tiled.tif", "tiled16.tif", "deep.tif",
+                                  "float.tif"])
+def test_a_streamed_original_is_never_decoded_whole(tmp_path, monkeypatch, name):
     loaded, resized, picture = drawn(tmp_path, monkeypatch, name)
-    assert loaded, "nothing decoded"
-    assert max(height for _, height in loaded) < picture.height // 10, loaded  # strips of a few rows
+    assert loaded or name.endswith(".tif"), "nothing decoded"  # PNG strips by Pillow, TIFF pieces by tifffile
+    assert max((height for _, height in loaded), default=0) < picture.height // 10, loaded  # a few rows
     assert max((height for _, height in resized), default=0) < picture.height // 10, resized
 
 
@@ -361,7 +419,7 @@ def test_a_jpeg_is_decoded_at_the_smallest_dct_scale_still_at_least_the_overlay(
     assert resized == []  # reduced to 79 x 59 by the banded box filter
 
 
-@pytest.mark.parametrize("name", ["adam7.png", "rgb.bmp", "rgba.tif", "deep.tif", "float.tif"])
+@pytest.mark.parametrize("name", ["adam7.png", "rgb.bmp", "rgba.tif", "lzw.tif"])
 def test_an_original_decoded_whole_is_reduced_in_bands_not_by_a_whole_resize(tmp_path, monkeypatch, name):
     loaded, resized, picture = drawn(tmp_path, monkeypatch, name)
     assert loaded == [picture.size]  # once, and nothing the size of the overlay made from it

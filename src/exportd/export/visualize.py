@@ -30,6 +30,7 @@ from exportd.domain.limits import MAX_IMAGE_BYTES, decoded_bytes
 from exportd.export.archive import ArchiveWriter, file_stem, image_file_names
 from exportd.export.geometry import Cell, cells_of
 from exportd.export.pngstream import PngRows, PngWriter
+from exportd.export.tiffstream import TiffRows
 from exportd.export.source import ImageData, ProjectSnapshot
 from exportd.export.workers import Workers
 
@@ -198,6 +199,11 @@ def _source_bands(path: Path, size: tuple[int, int]) -> Iterator[tuple[Image.Ima
                                                                   rows.mode, strip))
             return
     with Image.open(path) as source:
+        tiff = TiffRows.open(path, source.mode) if source.format == "TIFF" else None
+        if tiff is not None:
+            with tiff:
+                yield from _tiff_bands(tiff, size)
+            return
         source.draft(source.mode, size)  # a JPEG decodes at 1/2, 1/4 or 1/8 scale where that is still >= size
         if source.size != size and source.mode in BOX_MODES:
             source.load()
@@ -212,6 +218,21 @@ def _source_bands(path: Path, size: tuple[int, int]) -> Iterator[tuple[Image.Ima
         step = max(1, BAND_PIXELS // size[0])
         for top in range(0, size[1], step):
             yield reduced.crop((0, top, size[0], min(top + step, size[1]))), peak
+
+
+def _tiff_bands(tiff: TiffRows, size: tuple[int, int]) -> Iterator[tuple[Image.Image, float | None]]:
+    """A streamed TIFF at `size` a band at a time, as `_source_bands` gives it; 16-bit and float ones read
+    twice, for their maximum, then for their pixels."""
+    strip = max(1, BAND_PIXELS // tiff.width)
+    peak = None
+    if tiff.mode in DEEP_MODES:
+        high = max(float(pixels.max()) for _, pixels in tiff.strips(strip))
+        peak = high if high > 0 else 1.0
+    if (tiff.width, tiff.height) == size:
+        yield from ((_band_image(pixels, tiff.mode), peak) for _, pixels in tiff.strips(strip))
+    else:
+        bands = _box_reduced(tiff.strips(strip), (tiff.width, tiff.height), size, tiff.mode, strip)
+        yield from ((band, peak) for band in bands)
 
 
 def _png_peak(rows: PngRows, strip: int) -> float:
@@ -327,8 +348,8 @@ def _unpremultiply(band: np.ndarray) -> None:
 
 def _band_image(band: np.ndarray, mode: str) -> Image.Image:
     """A band of `_box_reduced` as a Pillow image: in `mode`, or "I;16" or "F" for the deep modes."""
-    if mode in DEEP_MODES:
-        return Image.fromarray(band[..., 0])  # uint16: I;16, float32: F
+    if mode in DEEP_MODES:  # uint16: I;16, float32: F, in this machine's byte order
+        return Image.fromarray(np.ascontiguousarray(band[..., 0], dtype=band.dtype.newbyteorder("=")))
     return Image.frombytes(mode, (band.shape[1], band.shape[0]), band.tobytes())
 
 
