@@ -1,7 +1,8 @@
 """The worst image the API accepts costs a bounded amount of memory to export: the overlay's one-byte
 layer at its capped size and a band of rows, not the original's 100 MB of decoded pixels nor the
 overlay as RGB, measured in a fresh process, for a 1-bit original (reduced by nearest neighbour)
-and an RGB one (reduced by the streamed box filter)."""
+and an RGB and an RGBA one (reduced by the streamed box filter); a JPEG, which cannot be streamed,
+costs its decoded pixels on top, and no full-size copy."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ CHILD = textwrap.dedent("""
     path, out, side = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
     cells = tuple(PolygonData(f"c{n}", "external", ((x, 100.0), (x + 800, 100.0), (x + 400, 900.0)))
                   for n, x in enumerate(range(100, side - 1000, 1000)))
-    project = ProjectSnapshot("p", "P", images=(ImageData("i", "huge.png", side, side, path, cells),))
+    project = ProjectSnapshot("p", "P", images=(ImageData("i", path.name, side, side, path, cells),))
     options = ExportOptions(include_original_images=True, include_visualizations=True, include_documentation=True,
                             annotation_formats=["yolo", "json"], metrics_formats=["csv", "excel"])
     def peak():  # this process's own high-water mark (ru_maxrss would carry the parent's over exec)
@@ -73,14 +74,38 @@ def test_an_rgb_image_at_the_byte_cap_exports_within_the_capped_overlay_s_layer(
     exports_within_the_capped_overlay_s_layer(tmp_path, path, side)
 
 
-def exports_within_the_capped_overlay_s_layer(tmp_path, path, side: int) -> None:
+def test_an_rgba_image_at_the_byte_cap_exports_within_the_capped_overlay_s_layer(tmp_path):
+    side = RGB_SIDE
+    assert decoded_bytes("RGBA", (side, side)) == MAX_IMAGE_BYTES  # accepted
+    grey = Image.new("L", (side, side), 40)
+    ImageDraw.Draw(grey).ellipse((side // 10, side // 10, side * 9 // 10, side * 9 // 10), fill=200)
+    pixels = np.asarray(grey)
+    path = tmp_path / "huge.png"
+    Image.fromarray(np.dstack([pixels, pixels[::-1], pixels[:, ::-1], np.ascontiguousarray(pixels.T)])).save(path)
+    del grey, pixels
+    exports_within_the_capped_overlay_s_layer(tmp_path, path, side)
+
+
+def test_a_jpeg_at_the_byte_cap_exports_within_its_decoded_pixels_and_the_overlay_s_layer(tmp_path):
+    """A JPEG too large for a DCT scale to help is decoded whole, but reduced in bands: no full-size copy."""
+    side = RGB_SIDE
+    grey = Image.new("L", (side, side), 40)
+    ImageDraw.Draw(grey).ellipse((side // 10, side // 10, side * 9 // 10, side * 9 // 10), fill=200)
+    pixels = np.asarray(grey)
+    path = tmp_path / "huge.jpg"
+    Image.fromarray(np.dstack([pixels, pixels[::-1], pixels[:, ::-1]])).save(path, quality=90)
+    del grey, pixels
+    exports_within_the_capped_overlay_s_layer(tmp_path, path, side, decoded=MAX_IMAGE_BYTES)
+
+
+def exports_within_the_capped_overlay_s_layer(tmp_path, path, side: int, decoded: int = 0) -> None:
     out = tmp_path / "out"
     out.mkdir()
     done = subprocess.run([sys.executable, "-c", CHILD, str(path), str(out), str(side)],
                           capture_output=True, text=True, timeout=300, check=True)
     figures = json.loads(done.stdout)
     # the layer of inks, one byte a pixel; the slack holds a band, Python objects and the compressed PNG
-    bound = MAX_OVERLAY_PIXELS + 32 * 1_048_576
+    bound = decoded + MAX_OVERLAY_PIXELS + 32 * 1_048_576
     grown = figures["after"] - figures["before"]
     assert grown <= bound, f"the export grew the process by {grown / 1e6:.0f} MB (bound {bound / 1e6:.0f} MB)"
     assert any("visualization drawn at 4096x4096" in w for w in figures["warnings"]), figures["warnings"]
