@@ -276,6 +276,9 @@ def originals(tmp_path):
         ("grey.jpg", Image.fromarray(ramp), {}),
         ("cmyk.jpg", Image.fromarray(np.dstack([colours, ramp])).convert("CMYK"), {}),
         ("rgb.bmp", Image.fromarray(colours), {}),
+        ("rgba.bmp", Image.fromarray(np.dstack([colours, ramp])), {}),
+        ("grey.bmp", Image.fromarray(ramp), {}),
+        ("rle.bmp", Image.fromarray(ramp), {}),  # run-length encoded below
         ("rgba.tif", Image.fromarray(np.dstack([colours, ramp])), {"compression": "tiff_lzw"}),
         ("deep.tif", Image.fromarray(ramp.astype(np.uint16) * 251), {}),
         ("float.tif", Image.fromarray(ramp.astype(np.float32) / 7), {}),
@@ -294,8 +297,21 @@ def save(picture: Image.Image | np.ndarray, path, options: dict) -> None:
         tifffile.imwrite(path, picture, photometric="rgb" if picture.ndim == 3 else "minisblack", **options)
     elif path.name == "adam7.png":
         path.write_bytes(adam7(picture))
+    elif path.name == "rle.bmp":
+        path.write_bytes(rle8(picture))
     else:
         picture.save(path, **options)
+
+
+def rle8(picture: Image.Image) -> bytes:
+    """A run-length encoded (RLE8) BMP of a greyscale picture: a run of one pixel for each, bottom-up."""
+    pixels = np.asarray(picture)
+    rows = [bytes(np.dstack([np.ones_like(row), row]).ravel()) + b"\x00\x00" for row in pixels[::-1]]
+    data = b"".join(rows)[:-2] + b"\x00\x01"
+    palette = bytes(np.repeat(np.arange(256, dtype=np.uint8), 4))
+    info = struct.pack("<IiiHHIIiiII", 40, picture.width, picture.height, 1, 8, 1, len(data), 2835, 2835, 256, 0)
+    head = 14 + len(info) + len(palette)
+    return b"BM" + struct.pack("<IHHI", head + len(data), 0, 0, head) + info + palette + data
 
 
 def adam7(picture: Image.Image) -> bytes:
@@ -404,10 +420,10 @@ def drawn(tmp_path, monkeypatch, name: str) -> tuple[list[tuple[int, int]], list
 
 @pytest.mark.parametrize("name", ["one.png", "grey.png", "rgb.png", "rgba.png", "la.png", "p8.png", "p4.png",
                                   "deep.png", "raw.tif", "zip.tif", "tiled.tif", "tiled16.tif", "deep.tif",
-                                  "float.tif"])
+                                  "float.tif", "rgb.bmp", "rgba.bmp", "grey.bmp"])
 def test_a_streamed_original_is_never_decoded_whole(tmp_path, monkeypatch, name):
     loaded, resized, picture = drawn(tmp_path, monkeypatch, name)
-    assert loaded or name.endswith(".tif"), "nothing decoded"  # PNG strips by Pillow, TIFF pieces by tifffile
+    assert loaded or not name.endswith(".png"), "nothing decoded"  # PNG strips by Pillow, others read as rows
     assert max((height for _, height in loaded), default=0) < picture.height // 10, loaded  # a few rows
     assert max((height for _, height in resized), default=0) < picture.height // 10, resized
 
@@ -419,7 +435,7 @@ def test_a_jpeg_is_decoded_at_the_smallest_dct_scale_still_at_least_the_overlay(
     assert resized == []  # reduced to 79 x 59 by the banded box filter
 
 
-@pytest.mark.parametrize("name", ["adam7.png", "rgb.bmp", "rgba.tif", "lzw.tif"])
+@pytest.mark.parametrize("name", ["adam7.png", "rgba.tif", "lzw.tif", "rle.bmp"])
 def test_an_original_decoded_whole_is_reduced_in_bands_not_by_a_whole_resize(tmp_path, monkeypatch, name):
     loaded, resized, picture = drawn(tmp_path, monkeypatch, name)
     assert loaded == [picture.size]  # once, and nothing the size of the overlay made from it

@@ -202,7 +202,10 @@ def _source_bands(path: Path, size: tuple[int, int]) -> Iterator[tuple[Image.Ima
         tiff = TiffRows.open(path, source.mode) if source.format == "TIFF" else None
         if tiff is not None:
             with tiff:
-                yield from _tiff_bands(tiff, size)
+                yield from _array_bands(tiff.strips, (tiff.width, tiff.height), size, tiff.mode)
+            return
+        if source.mode in BOX_MODES and _raw_tile(source) is not None:
+            yield from _array_bands(lambda rows: _raw_strips(source, path, rows), source.size, size, source.mode)
             return
         source.draft(source.mode, size)  # a JPEG decodes at 1/2, 1/4 or 1/8 scale where that is still >= size
         if source.size != size and source.mode in BOX_MODES:
@@ -220,19 +223,50 @@ def _source_bands(path: Path, size: tuple[int, int]) -> Iterator[tuple[Image.Ima
             yield reduced.crop((0, top, size[0], min(top + step, size[1]))), peak
 
 
-def _tiff_bands(tiff: TiffRows, size: tuple[int, int]) -> Iterator[tuple[Image.Image, float | None]]:
-    """A streamed TIFF at `size` a band at a time, as `_source_bands` gives it; 16-bit and float ones read
-    twice, for their maximum, then for their pixels."""
-    strip = max(1, BAND_PIXELS // tiff.width)
+def _array_bands(strips: Callable[[int], Iterator[tuple[int, np.ndarray]]], full: tuple[int, int],
+                 size: tuple[int, int], mode: str) -> Iterator[tuple[Image.Image, float | None]]:
+    """An original given as array strips (`strips(rows)`, from the top each call) at `size` a band at a
+    time, as `_source_bands` gives it; 16-bit and float ones read twice, for their maximum, then for
+    their pixels."""
+    strip = max(1, BAND_PIXELS // full[0])
     peak = None
-    if tiff.mode in DEEP_MODES:
-        high = max(float(pixels.max()) for _, pixels in tiff.strips(strip))
+    if mode in DEEP_MODES:
+        high = max(float(pixels.max()) for _, pixels in strips(strip))
         peak = high if high > 0 else 1.0
-    if (tiff.width, tiff.height) == size:
-        yield from ((_band_image(pixels, tiff.mode), peak) for _, pixels in tiff.strips(strip))
+    if full == size:
+        yield from ((_band_image(pixels, mode), peak) for _, pixels in strips(strip))
     else:
-        bands = _box_reduced(tiff.strips(strip), (tiff.width, tiff.height), size, tiff.mode, strip)
-        yield from ((band, peak) for band in bands)
+        yield from ((band, peak) for band in _box_reduced(strips(strip), full, size, mode, strip))
+
+
+def _raw_tile(source: Image.Image) -> tuple[str, int, int, int] | None:
+    """(raw mode, offset, stride, orientation) of an original Pillow would read as uncompressed rows in
+    one piece (an uncompressed BMP, say), else None."""
+    if len(source.tile) != 1:
+        return None
+    codec, extents, offset, args = source.tile[0]
+    if codec != "raw" or tuple(extents) != (0, 0, *source.size) or not isinstance(args, tuple) or len(args) != 3:
+        return None
+    rawmode, stride, orientation = args
+    if not stride or orientation not in (1, -1):
+        return None
+    return rawmode, offset, stride, orientation
+
+
+def _raw_strips(source: Image.Image, path: Path, rows: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, pixels) of an uncompressed original (`_raw_tile`), `rows` rows at a time from the
+    top, each strip read from the file and unpacked by Pillow's raw decoder."""
+    rawmode, offset, stride, orientation = _raw_tile(source)
+    width, height = source.size
+    with open(path, "rb") as file:
+        for top in range(0, height, rows):
+            count = min(rows, height - top)
+            file.seek(offset + stride * (top if orientation == 1 else height - top - count))  # bottom-up: from below
+            data = file.read(stride * count)
+            if len(data) < stride * count:
+                raise OSError("image file is truncated")
+            strip = Image.frombytes(source.mode, (width, count), data, "raw", rawmode, stride, orientation)
+            yield top, np.asarray(strip).reshape(count, width, -1)
 
 
 def _png_peak(rows: PngRows, strip: int) -> float:
