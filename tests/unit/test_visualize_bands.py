@@ -401,7 +401,8 @@ def loads_and_resizes(monkeypatch) -> tuple[list[tuple[int, int]], list[tuple[in
     return loaded, resized
 
 
-def drawn(tmp_path, monkeypatch, name: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]], Image.Image]:
+def drawn(tmp_path, monkeypatch, name: str, drawn_at: str = "drawn at 79x59",
+          ) -> tuple[list[tuple[int, int]], list[tuple[int, int]], Image.Image]:
     """Draw one of `originals` reduced, a band of a few rows at a time, noting what Pillow decodes and resizes."""
     picture, options = next((p, o) for n, p, o in originals(tmp_path) if n == name)
     path = tmp_path / name
@@ -414,7 +415,8 @@ def drawn(tmp_path, monkeypatch, name: str) -> tuple[list[tuple[int, int]], list
     loaded, resized = loads_and_resizes(monkeypatch)
     png, warnings = render(ImageData("i", name, picture.width, picture.height, path, (cell,)),
                            Style.of(ExportOptions().visualization_options))
-    assert png is not None and "drawn at 79x59" in warnings[-1], warnings
+    assert png is not None and drawn_at in warnings[-1], warnings
+    assert Image.open(io.BytesIO(png)).size == tuple(map(int, drawn_at.split()[-1].split("x")))
     return loaded, resized, picture
 
 
@@ -440,3 +442,9 @@ def test_an_original_decoded_whole_is_reduced_in_bands_not_by_a_whole_resize(tmp
     loaded, resized, picture = drawn(tmp_path, monkeypatch, name)
     assert loaded == [picture.size]  # once, and nothing the size of the overlay made from it
     assert max((height for _, height in resized), default=0) < picture.height // 10, resized
+
+
+def test_a_jpeg_that_would_decode_past_the_budget_is_drawn_at_a_smaller_dct_scale(tmp_path, monkeypatch):
+    monkeypatch.setattr(visualize, "MAX_DECODED_BYTES", 4 * 60 * 45)  # 1/2 scale (106 x 79) holds more
+    loaded, resized, _ = drawn(tmp_path, monkeypatch, "photo.jpg", "drawn at 53x40")
+    assert loaded == [(53, 40)] and resized == []  # 1/4 scale, drawn as decoded

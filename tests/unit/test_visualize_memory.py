@@ -1,8 +1,8 @@
 """The worst image the API accepts costs a bounded amount of memory to export: the overlay's one-byte
 layer at its capped size and a band of rows, not the original's 100 MB of decoded pixels nor the
 overlay as RGB, measured in a fresh process, for a 1-bit original (reduced by nearest neighbour)
-and an RGB and an RGBA one (reduced by the streamed box filter); a JPEG, which cannot be streamed,
-costs its decoded pixels on top, and no full-size copy."""
+and an RGB and an RGBA one (reduced by the streamed box filter), and a JPEG (decoded at 1/2 scale);
+a TIFF that cannot be streamed costs its decoded pixels on top, and no full-size copy."""
 
 from __future__ import annotations
 
@@ -86,19 +86,30 @@ def test_an_rgba_image_at_the_byte_cap_exports_within_the_capped_overlay_s_layer
     exports_within_the_capped_overlay_s_layer(tmp_path, path, side)
 
 
-def test_a_jpeg_at_the_byte_cap_exports_within_its_decoded_pixels_and_the_overlay_s_layer(tmp_path):
-    """A JPEG too large for a DCT scale to help is decoded whole, but reduced in bands: no full-size copy."""
-    side = RGB_SIDE
+def test_a_jpeg_at_the_byte_cap_is_drawn_at_half_scale_within_the_capped_overlay_s_layer(tmp_path):
+    """Decoded at the DCT scale for 4096², it would hold 100 MiB: it is decoded and drawn at 1/2."""
+    path = tmp_path / "huge.jpg"
+    Image.fromarray(colour_picture(RGB_SIDE)).save(path, quality=90)
+    exports_within_the_capped_overlay_s_layer(tmp_path, path, RGB_SIDE, drawn_at="2560x2560")
+
+
+def test_a_tiff_it_cannot_stream_at_the_byte_cap_exports_within_its_decoded_pixels_and_the_layer(tmp_path):
+    """LZW without imagecodecs: decoded whole, but reduced in bands, with no full-size copy."""
+    path = tmp_path / "huge.tif"
+    Image.fromarray(colour_picture(RGB_SIDE)).save(path, compression="tiff_lzw")
+    exports_within_the_capped_overlay_s_layer(tmp_path, path, RGB_SIDE, decoded=MAX_IMAGE_BYTES)
+
+
+def colour_picture(side: int) -> np.ndarray:
+    """An ellipse on a plain ground, turned three ways in the three channels."""
     grey = Image.new("L", (side, side), 40)
     ImageDraw.Draw(grey).ellipse((side // 10, side // 10, side * 9 // 10, side * 9 // 10), fill=200)
     pixels = np.asarray(grey)
-    path = tmp_path / "huge.jpg"
-    Image.fromarray(np.dstack([pixels, pixels[::-1], pixels[:, ::-1]])).save(path, quality=90)
-    del grey, pixels
-    exports_within_the_capped_overlay_s_layer(tmp_path, path, side, decoded=MAX_IMAGE_BYTES)
+    return np.dstack([pixels, pixels[::-1], pixels[:, ::-1]])
 
 
-def exports_within_the_capped_overlay_s_layer(tmp_path, path, side: int, decoded: int = 0) -> None:
+def exports_within_the_capped_overlay_s_layer(tmp_path, path, side: int, decoded: int = 0,
+                                              drawn_at: str = "4096x4096") -> None:
     out = tmp_path / "out"
     out.mkdir()
     done = subprocess.run([sys.executable, "-c", CHILD, str(path), str(out), str(side)],
@@ -108,4 +119,4 @@ def exports_within_the_capped_overlay_s_layer(tmp_path, path, side: int, decoded
     bound = decoded + MAX_OVERLAY_PIXELS + 32 * 1_048_576
     grown = figures["after"] - figures["before"]
     assert grown <= bound, f"the export grew the process by {grown / 1e6:.0f} MB (bound {bound / 1e6:.0f} MB)"
-    assert any("visualization drawn at 4096x4096" in w for w in figures["warnings"]), figures["warnings"]
+    assert any(f"visualization drawn at {drawn_at}" in w for w in figures["warnings"]), figures["warnings"]

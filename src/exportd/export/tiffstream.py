@@ -46,25 +46,24 @@ class TiffRows:
 
     @classmethod
     def open(cls, path: Path, mode: str) -> TiffRows | None:
-        """The first page's rows when Pillow opens the file in `mode` and they can be streamed, else None
-        (the caller decodes the file whole); raises OSError when it cannot be read."""
+        """The first page's rows when Pillow opens the file in `mode` and they can be streamed, else None:
+        the caller decodes the file whole with Pillow, which also reports a file neither can read."""
         try:
             tiff = tifffile.TiffFile(path)
-        except (tifffile.TiffFileError, ValueError) as error:
-            raise OSError(f"broken TIFF: {error}") from error
+        except Exception:  # noqa: BLE001 - whatever tifffile cannot parse, Pillow may: it decides
+            return None
         try:
             page = tiff.pages.first
             key = (page.photometric, page.samplesperpixel, tuple(page.extrasamples), page.dtype.name
                    if page.dtype is not None else None)
-            if (MODES.get(key) != SAME_MODE.get(mode, mode) or page.fillorder != 1 or page.is_subsampled
-                    or (page.samplesperpixel > 1 and page.planarconfig != tifffile.PLANARCONFIG.CONTIG)
-                    or not cls._decodable(page)):
-                tiff.close()
-                return None
-            return cls(tiff, page, MODES[key])
-        except BaseException:
-            tiff.close()
-            raise
+            if (MODES.get(key) == SAME_MODE.get(mode, mode) and page.fillorder == 1 and not page.is_subsampled
+                    and (page.samplesperpixel == 1 or page.planarconfig == tifffile.PLANARCONFIG.CONTIG)
+                    and cls._decodable(page)):
+                return cls(tiff, page, MODES[key])
+        except Exception:  # noqa: BLE001 - as above
+            pass
+        tiff.close()
+        return None
 
     @staticmethod
     def _decodable(page: tifffile.TiffPage) -> bool:

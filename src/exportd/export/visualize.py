@@ -7,10 +7,15 @@ polygons solid. With `showNumbers`, each cell's number (the `Polygon` column of
 the metrics) sits on a white disc inside the cell, `fontSize` pixels high.
 The PNG has the size of the original image, up to `MAX_OVERLAY_PIXELS`
 (4096 × 4096): a larger one is drawn scaled down, with a warning. It is RGB.
-An overlay over `BAND_PIXELS` is made a band of rows at a time, from a PNG
-original read a strip at a time where `_source_bands` can: drawing one then
-costs the overlay's one-byte layer (16 MB at most) and a band, plus the decoded
-original only for those it cannot stream.
+An overlay over `BAND_PIXELS` is made a band of rows at a time, from an
+original read a strip at a time where `_source_bands` can (PNG of 8 bits or
+less and 16-bit greyscale PNG, striped or tiled TIFF, uncompressed BMP): drawing
+one then costs the overlay's one-byte layer (16 MB at most) and a band. An
+original it cannot stream (interlaced or 16-bit colour PNG, JPEG, LZW or JPEG
+TIFF without imagecodecs, run-length BMP) costs its decoded pixels on top, at
+most `MAX_IMAGE_BYTES`, once: a JPEG is decoded at the smallest DCT scale still
+at least the overlay's size, and any of them is reduced in bands by the same
+box filter (`_box_reduced`), without a full-size copy.
 """
 
 from __future__ import annotations
@@ -44,6 +49,9 @@ log = logging.getLogger(__name__)
 FOLDER = "visualizations/"
 PNG_COMPRESSION = 3  #: zlib level: most of level 6's size at a fraction of its time
 MAX_OVERLAY_PIXELS = 4096 * 4096  #: larger originals are drawn scaled down to this many pixels
+#: the most a JPEG is decoded to for its overlay: what a 4096² RGB original drawn at its own size holds
+MAX_DECODED_BYTES = 4 * MAX_OVERLAY_PIXELS
+DCT_SCALES = (1, 2, 4, 8)  #: 1 / the scales libjpeg decodes at
 BAND_PIXELS = 1 << 18  #: a larger overlay is made this many pixels at a time (`_banded`)
 NEAREST_MODES = ("1", "P")  #: modes Pillow resizes by nearest neighbour, whatever the filter asked
 ALPHA_MODES = ("LA", "RGBA")  #: averaged premultiplied by alpha, as Pillow's resize does
@@ -117,6 +125,8 @@ def render(image: ImageData, style: Style) -> tuple[bytes | None, list[str]]:
                                          "to draw; no visualization"]
             full, mode = source.size, source.mode
             size = overlay_size(full)
+            if source.format == "JPEG":
+                size = _jpeg_size(full, mode, size)
             if size[0] * size[1] <= BAND_PIXELS:
                 base = _whole(source, size)
     except (OSError, ValueError, Image.DecompressionBombError) as error:
@@ -181,10 +191,14 @@ def _source_bands(path: Path, size: tuple[int, int]) -> Iterator[tuple[Image.Ima
     RGB, RGBA or greyscale with alpha that is reduced is streamed too and reduced
     by `_box_reduced` (within a level of Pillow's box filter; see there for
     alpha); a 16-bit one is read twice, for its maximum, then for its pixels.
-    Others are decoded whole: a JPEG at the smallest DCT scale still at least
-    `size` (Pillow's `draft`), then reduced by `_box_reduced` in bands, so that
-    they cost the decoded original and a band, with no full-size copy; the rare
-    modes it does not handle are reduced by Pillow, as `_reduced` does.
+    A TIFF that `TiffRows` reads (striped or tiled, in a compression tifffile
+    decodes here) and an uncompressed original Pillow reads as rows in one piece
+    (`_raw_tile`: BMP) are streamed the same way (`_array_bands`). Others are
+    decoded whole: a JPEG at the smallest DCT scale still at least `size`
+    (Pillow's `draft`), then reduced by `_box_reduced` in bands, so that they
+    cost the decoded original and a band, with no full-size copy; 1-bit and
+    palette ones, and the rare modes `_box_reduced` does not handle, are reduced
+    by Pillow, as `_reduced` does.
     """
     rows = PngRows.open(path)
     if rows is not None:
@@ -207,7 +221,7 @@ def _source_bands(path: Path, size: tuple[int, int]) -> Iterator[tuple[Image.Ima
         if source.mode in BOX_MODES and _raw_tile(source) is not None:
             yield from _array_bands(lambda rows: _raw_strips(source, path, rows), source.size, size, source.mode)
             return
-        source.draft(source.mode, size)  # a JPEG decodes at 1/2, 1/4 or 1/8 scale where that is still >= size
+        _draft(source, size)
         if source.size != size and source.mode in BOX_MODES:
             source.load()
             peak = _peak(source)
@@ -221,6 +235,33 @@ def _source_bands(path: Path, size: tuple[int, int]) -> Iterator[tuple[Image.Ima
         step = max(1, BAND_PIXELS // size[0])
         for top in range(0, size[1], step):
             yield reduced.crop((0, top, size[0], min(top + step, size[1]))), peak
+
+
+def _dct_scale(full: tuple[int, int], size: tuple[int, int]) -> int:
+    """The largest DCT scale (1, 2, 4 or 8) at which a JPEG of `full` size still decodes to at least `size`."""
+    return max(scale for scale in DCT_SCALES if all(-(-side // scale) >= want for side, want in zip(full, size)))
+
+
+def _jpeg_size(full: tuple[int, int], mode: str, size: tuple[int, int]) -> tuple[int, int]:
+    """The size a JPEG's overlay is drawn at: `size`, unless decoding it at the DCT scale for `size`
+    would hold more than `MAX_DECODED_BYTES`; then the size of the smallest scale that holds less
+    (the overlay drawn smaller, with the warning every reduced overlay has)."""
+    scale = _dct_scale(full, size)
+    while decoded_bytes(mode, _scaled(full, scale)) > MAX_DECODED_BYTES and scale < DCT_SCALES[-1]:
+        scale *= 2
+    return size if scale == _dct_scale(full, size) else _scaled(full, scale)
+
+
+def _scaled(full: tuple[int, int], scale: int) -> tuple[int, int]:
+    """The size libjpeg decodes an image of `full` size to at a DCT scale of 1 / `scale`."""
+    return -(-full[0] // scale), -(-full[1] // scale)
+
+
+def _draft(source: Image.Image, size: tuple[int, int]) -> None:
+    """Have a JPEG decode at the DCT scale for `size` (`_dct_scale`), as Pillow's `draft` picks it."""
+    if source.format == "JPEG":
+        scale = _dct_scale(source.size, size)
+        source.draft(source.mode, (source.width // scale, source.height // scale))
 
 
 def _array_bands(strips: Callable[[int], Iterator[tuple[int, np.ndarray]]], full: tuple[int, int],
@@ -500,7 +541,7 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 def _reduced(source: Image.Image, size: tuple[int, int]) -> tuple[Image.Image, float | None]:
     """The image at `size` in its own mode (1-bit and palette images by nearest neighbour; the source
     itself when it has that size), and for 16-bit, 32-bit and float images the original's maximum."""
-    source.draft(source.mode, size)  # a JPEG decodes at the smallest DCT scale still at least `size`
+    _draft(source, size)
     peak = _peak(source)
     source.load()
     return (source if source.size == size else source.resize(size, Image.Resampling.BOX)), peak
