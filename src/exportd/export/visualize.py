@@ -361,9 +361,10 @@ def _box_reduced(strips: Iterator[tuple[int, np.ndarray]], full: tuple[int, int]
     rounded to 8 bits, averaged, then divided by the mean alpha (truncated;
     kept as it is where that alpha is 0 or 255). Pillow's rounded means of
     colour and alpha may each differ from these by 1, which the division
-    magnifies by 255 / alpha: a pixel may differ from its resize by about
-    1 + 510 / alpha levels, and where the mean alpha is tiny its colour is
-    barely defined (the overlay drops alpha, as Pillow's `convert("RGB")` does).
+    magnifies by 255 / alpha: a pixel may differ from its resize by up to
+    1 + 510 / (alpha - 1) levels (1 where opaque), and where the mean alpha is 0
+    or 1 its colour is undefined (the overlay drops alpha, as Pillow's
+    `convert("RGB")` does).
     Memory: a strip, its row sums and a band of the output.
     """
     width, height = full
