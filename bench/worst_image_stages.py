@@ -10,8 +10,8 @@ COCO annotations) a child process loads the image, checks its polygons, notes
 its peak resident set (VmHWM), runs the step once and prints how much the peak
 grew and the seconds it took. Nothing is asserted.
 
-Run: ``.venv/bin/python bench/worst_image_stages.py [--steps overlay masks coco] [--kind one-bit|grey|rgb|rgba|la|grey16|jpeg|jpeg-grey|tiff|
-tiff16|tiff-zip|bmp]``
+Run: ``.venv/bin/python bench/worst_image_stages.py [--steps overlay masks coco]
+[--kind one-bit|grey|rgb|rgba|la|grey16|jpeg|jpeg-grey|tiff|tiff16|tiff-zip|bmp]``
 """
 
 from __future__ import annotations
