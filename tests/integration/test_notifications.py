@@ -1,8 +1,8 @@
 """Commits reach other processes by NOTIFY; a listener that lost its connection comes back and catches up.
 
-Progress events are announced right after their commit, every other event inside its transaction: a lost
-progress notification is filled from the store once the job's next event is heard, and a terminal event's
-notification cannot be lost.
+Progress events are announced with their COMMIT, in a transaction of their own, every other event inside its
+transaction: a lost progress notification is filled from the store once the job's next event is heard, a
+terminal event's notification cannot be lost, and a rolled-back transaction announces nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import pytest
 from exportd.domain.jobs import CancelReason, EventType
 from exportd.domain.requests import Credentials, ExportRequest
 from exportd.runtime import Runtime
-from exportd.store.notifications import EVENTS_CHANNEL, Announcer, asyncpg_dsn
+from exportd.store.announcing import AnnouncingConnection
+from exportd.store.notifications import EVENTS_CHANNEL, asyncpg_dsn
 from exportd.store.uow import Store
 from exportd.testing import RecordingSink, test_settings
 from tests.conftest import eventually
@@ -96,7 +97,8 @@ async def test_a_listener_whose_connection_died_reconnects_and_emits_what_commit
 
 def _progress(job_id: str, attempt: int, step: int):
     return lambda repo: repo.progress(job_id, attempt, progress=float(step), stage="images", current=step, total=100,
-                                      message=f"image {step}", eta_seconds=None, lease_seconds=30)
+                                      message=f"image {step}: O'Brien's \\ \"žluťoučký\" {{$$}}", eta_seconds=None,
+                                      lease_seconds=30)  # quotes, a backslash, Czech: sent intact with the COMMIT
 
 
 async def _heard_on(settings) -> tuple[asyncpg.Connection, list[dict]]:
@@ -123,17 +125,16 @@ async def test_every_event_is_announced_with_its_stored_payload_progress_after_i
                          message="a notification of every event")
     finally:
         await probe.close()
-    notes = sorted((n for n in heard if n["jobId"] == job.id), key=lambda n: n["seq"])
+    notes = [n for n in heard if n["jobId"] == job.id]  # in commit order, each once
     assert [note["payload"] for note in notes] == stored
     assert [(note["seq"], note["type"]) for note in notes] == [(p["seq"], p["type"]) for p in stored]
-    assert other.announcer.sent == 2  # the two progress events, and only they, were the store's to announce
     await eventually(lambda: sink.by_job[job.id] == stored, message="the node to emit the whole log")
 
 
-async def test_without_the_stores_announcements_only_progress_goes_unannounced(node):
+async def test_without_the_commits_announcements_only_progress_goes_unannounced(node, monkeypatch):
     """The trigger's share: every event but progress is announced inside its own transaction."""
     runtime, _, other, user, project, _ = node
-    other.announcer.lose = lambda record: True
+    monkeypatch.setattr(AnnouncingConnection, "lose", lambda record: True)
     probe, heard = await _heard_on(runtime.settings)
     try:
         job = await _job_of_another_process(other, user, project)
@@ -151,16 +152,18 @@ async def test_without_the_stores_announcements_only_progress_goes_unannounced(n
     assert EventType.PROGRESS in [p["type"] for p in stored]
 
 
-async def test_a_progress_whose_notification_was_lost_reaches_the_sockets_in_order_once_the_next_event_is_heard(node):
+async def test_a_progress_whose_notification_was_lost_reaches_the_sockets_in_order_once_the_next_event_is_heard(
+        node, monkeypatch):
     runtime, sink, other, user, project, _ = node
     job = await _job_of_another_process(other, user, project)
     witness = await _job_of_another_process(other, user, project)
     claimed = await other.apply(lambda repo: repo.claim(job.id, lease_seconds=30))
     await other.apply(_progress(job.id, claimed.attempt, 1))
     lost = await other.query(lambda repo: repo.events_after(job.id, 0))
-    other.announcer.lose = lambda record: record.job_id == job.id and record.seq == lost[-1]["seq"] + 1
+    monkeypatch.setattr(AnnouncingConnection, "lose",
+                        lambda record: record.job_id == job.id and record.seq == lost[-1]["seq"] + 1)
     await other.apply(_progress(job.id, claimed.attempt, 2))  # its notification is lost
-    other.announcer.lose = None
+    monkeypatch.setattr(AnnouncingConnection, "lose", None)
     # Notifications arrive in the order they were sent: once the node emitted an event announced after the lost
     # one, the lost one is known not to have come.
     witness_claim = await other.apply(lambda repo: repo.claim(witness.id, lease_seconds=30))
@@ -175,9 +178,10 @@ async def test_a_progress_whose_notification_was_lost_reaches_the_sockets_in_ord
     assert sink.by_job[job.id] == stored  # every event once, in seq order, the lost one included
 
 
-async def test_a_terminal_event_reaches_the_sockets_with_every_progress_when_no_progress_was_announced(node):
+async def test_a_terminal_event_reaches_the_sockets_with_every_progress_when_no_progress_was_announced(
+        node, monkeypatch):
     runtime, sink, other, user, project, _ = node
-    other.announcer.lose = lambda record: True  # every after-commit notification lost
+    monkeypatch.setattr(AnnouncingConnection, "lose", lambda record: True)  # every progress notification lost
     job = await _job_of_another_process(other, user, project)
     claimed = await other.apply(lambda repo: repo.claim(job.id, lease_seconds=30))
     for step in (1, 2, 3):
@@ -190,52 +194,27 @@ async def test_a_terminal_event_reaches_the_sockets_with_every_progress_when_no_
     assert sink.by_job[job.id][-1]["type"] == EventType.CANCELLED
 
 
-async def test_an_announcer_whose_connection_died_connects_again_and_the_node_gets_every_later_progress(node):
+async def test_a_rolled_back_progress_is_never_announced(node):
     runtime, sink, other, user, project, _ = node
     job = await _job_of_another_process(other, user, project)
     claimed = await other.apply(lambda repo: repo.claim(job.id, lease_seconds=30))
-    await other.apply(_progress(job.id, claimed.attempt, 1))
-    await other.announcer.flush()
-    killed = other.announcer.backend_pid
-    admin = await asyncpg.connect(asyncpg_dsn(runtime.settings.database_url))
+    probe, heard = await _heard_on(runtime.settings)
     try:
-        await admin.execute("SELECT pg_terminate_backend($1)", killed)
+        def progress_then_fail(repo):
+            repo.progress(job.id, claimed.attempt, progress=1.0, stage="images", current=1, total=100,
+                          message="rolled back", eta_seconds=None, lease_seconds=30)
+            raise RuntimeError("the transaction fails after writing its progress")
+
+        with pytest.raises(RuntimeError):
+            await other.apply(progress_then_fail)
+        for step in (2, 3):  # the next transactions on the store's connections commit progress of their own
+            await other.apply(_progress(job.id, claimed.attempt, step))
+        stored = await other.query(lambda repo: repo.events_after(job.id, 0))
+        await eventually(lambda: [n["seq"] for n in heard if n["jobId"] == job.id] == [stored[-2]["seq"],
+                                                                                      stored[-1]["seq"]],
+                         message="the two committed progress events, and only they")
     finally:
-        await admin.close()
-
-    # The first may go out on the dead connection and be lost (if the announcer has not yet seen it close);
-    # the next one goes on a new connection, and the node fills the gap before emitting it.
-    for step in (2, 3):
-        await other.apply(_progress(job.id, claimed.attempt, step))
-        await other.announcer.flush()
-    assert other.announcer.backend_pid not in (None, killed)
-    stored = await other.query(lambda repo: repo.events_after(job.id, 0))
-    await eventually(lambda: len(sink.by_job[job.id]) == len(stored), message="the gap filled")
-    assert sink.by_job[job.id] == stored
-
-
-async def test_a_progress_announced_after_the_jobs_next_event_is_emitted_in_order_and_its_late_copy_dropped(node):
-    runtime, sink, other, user, project, _ = node
-    gate = asyncio.Event()
-
-    async def held_connect(dsn, timeout):
-        await gate.wait()  # the progress's notification waits here, after its commit
-        return await asyncpg.connect(dsn, timeout=timeout)
-
-    await other.announcer.close()
-    other.announcer = Announcer(runtime.settings.database_url, connect=held_connect)
-    job = await _job_of_another_process(other, user, project)
-    claimed = await other.apply(lambda repo: repo.claim(job.id, lease_seconds=30))
-    await other.apply(_progress(job.id, claimed.attempt, 1))  # committed; its NOTIFY held
-    await other.apply(lambda repo: repo.cancel(job.id, reason=CancelReason.USER_CANCELLED, cancelled_by=user.id))
-    stored = await other.query(lambda repo: repo.events_after(job.id, 0))
-    await eventually(lambda: len(sink.by_job[job.id]) == len(stored), message="the cancel, the progress filled first")
-    assert sink.by_job[job.id] == stored
-
-    gate.set()
-    await other.announcer.flush()
-    assert other.announcer.sent == 1
-    # the late notification has now been sent; another job's event, announced after it, proves it arrived
-    witness = await _job_of_another_process(other, user, project)
-    await eventually(lambda: len(sink.by_job[witness.id]) == 1, message="the witness's queued event")
-    assert sink.by_job[job.id] == stored  # the late copy was dropped
+        await probe.close()
+    assert [n["payload"] for n in heard if n["jobId"] == job.id] == stored[-2:]
+    assert "rolled back" not in [p.get("message") for p in stored]
+    await eventually(lambda: sink.by_job[job.id] == stored, message="the node to emit the whole log")

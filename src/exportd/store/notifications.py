@@ -5,19 +5,17 @@ Every event but progress is announced by a trigger on ``export_events``
 that writes it (on ``exportd_events``; the cancelled, failed and queued ones
 also on ``exportd_stops``, which workers hear), so the notification leaves only
 when that transaction commits, in commit order, and is never lost once the
-event is. Progress events, most of the traffic, are announced right after
-their commit instead, by the `Announcer` of the store that committed them: a
-transaction that NOTIFYs holds the notification queue's lock through the flush
-of its commit record, so such commits follow one another one flush at a time,
-while a transaction that only NOTIFYs writes nothing and waits for no flush.
-A progress notification can thus be lost (its process dies right after the
-commit, its connection breaks); a listener that hears the job's next event
-sees the gap and fills it from the store, and clients ask ``export:sync``.
-The committing transaction never waits for any listener. A job's ``seq`` is
-bumped under its row lock, so one job's notifications are sent in ``seq``
-order, except that a progress announced late may come after the next event
-(the relay drops it as a duplicate). An event too large for NOTIFY arrives
-without its payload and is read from the store.
+event is. Progress events, most of the traffic, are announced with the COMMIT
+of their transaction, in a transaction of its own that PostgreSQL runs right
+after the commit (``announcing.py``): a transaction that NOTIFYs holds the
+notification queue's lock through the flush of its commit record, so such
+commits follow one another one flush at a time. A progress notification can
+thus be lost (the server process dies between the two); a listener that hears
+the job's next event sees the gap and fills it from the store, and clients
+ask ``export:sync``. The committing transaction never waits for any listener.
+A job's ``seq`` is bumped under its row lock, so one job's notifications arrive
+in ``seq`` order. An event too large for NOTIFY arrives without its payload and
+is read from the store.
 
 A LISTEN connection can die without a word: asyncpg notices a dead socket only
 when it next sends something. So the listener proves its connection alive
@@ -41,14 +39,11 @@ from sqlalchemy.engine import make_url
 
 from exportd.domain.events import EventRecord, rooms_for
 from exportd.domain.jobs import EventType
-from exportd.eager import start_eagerly
 
 log = logging.getLogger(__name__)
 
 EVENTS_CHANNEL = "exportd_events"  #: every event (API nodes relay them to their sockets)
 STOPS_CHANNEL = "exportd_stops"  #: the events that take a job from its attempt (workers stop it)
-#: the event type announced after its commit rather than by the trigger (migration 0005)
-AFTER_COMMIT = EventType.PROGRESS
 #: NOTIFY takes at most 8000 bytes; a longer message goes without its payload (as the trigger does)
 MAX_MESSAGE = 7900
 #: how far before the last moment the listener was known alive a catch-up looks (a transaction's
@@ -73,94 +68,6 @@ def notification(record: EventRecord) -> str:
         del note["payload"]
         message = json.dumps(note, separators=(",", ":"))
     return message
-
-
-class Announcer:
-    """Announces committed progress events on ``exportd_events``, after their commit, from a connection of its own.
-
-    `after_commit` never waits: when nothing is being sent, it writes the NOTIFY
-    to the connection at once, in the committing caller's turn of the event
-    loop (`start_eagerly`), and only the wait for the answer goes on in a task;
-    what commits meanwhile is sent next, in order, in one statement. Each
-    statement is a transaction of its own that writes nothing, so it waits for
-    no WAL flush and holds the notification queue's lock only for a moment. A
-    message that cannot be sent (the connection broke, the database is away)
-    is dropped with a warning and the connection is made again for the next
-    one: the job's next event makes every listener fill the gap from the store.
-    """
-
-    def __init__(self, database_url: str, *, connect=None) -> None:
-        self.dsn = asyncpg_dsn(database_url)
-        self._connect = connect  #: asyncpg.connect unless given
-        #: tests and benchmarks: which committed events to leave unannounced, as a lost notification would be
-        self.lose: Callable[[EventRecord], bool] | None = None
-        self.sent = 0  #: notifications sent
-        self.dropped = 0  #: notifications that could not be sent
-        self._pending: list[str] = []
-        self._sending: asyncio.Task | None = None  #: the rest of a send started in a caller's turn
-        self._busy = False
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._connection = None
-
-    @property
-    def backend_pid(self) -> int | None:
-        """The server process of the connection notifications go out on, once there is one."""
-        connection = self._connection
-        return None if connection is None or connection.is_closed() else connection.get_server_pid()
-
-    def after_commit(self, records: Sequence[EventRecord]) -> None:
-        """Announce the progress events among `records`, which have just committed."""
-        lose = self.lose
-        messages = [notification(record) for record in records
-                    if record.type == AFTER_COMMIT and not (lose is not None and lose(record))]
-        if not messages:
-            return
-        self._pending.extend(messages)
-        if not self._busy:  # otherwise the send under way takes them next
-            self._busy = True
-            self._idle.clear()
-            self._sending = start_eagerly(self._drain())
-
-    async def flush(self) -> None:
-        """Wait until everything announced so far has been sent (or dropped)."""
-        await self._idle.wait()
-
-    async def close(self) -> None:
-        await self.flush()
-        if self._connection is not None:
-            with contextlib.suppress(Exception):
-                await self._connection.close(timeout=5)
-            self._connection = None
-
-    async def _drain(self) -> None:
-        try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                await self._send(batch)
-        finally:
-            self._busy = False
-            self._sending = None
-            self._idle.set()
-
-    async def _send(self, batch: list[str]) -> None:
-        import asyncpg
-
-        try:
-            if self._connection is None or self._connection.is_closed():
-                self._connection = await (self._connect or asyncpg.connect)(self.dsn, timeout=5)
-            await self._connection.execute("SELECT pg_notify($1, message) FROM unnest($2::text[]) AS message",
-                                           EVENTS_CHANNEL, batch, timeout=5)
-            self.sent += len(batch)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:  # noqa: BLE001 - whatever failed, these notifications are lost, not the events
-            self.dropped += len(batch)
-            log.warning("announcer: %d progress notifications lost (%s); listeners fill them from the store",
-                        len(batch), error.__class__.__name__)
-            if self._connection is not None:
-                self._connection.terminate()
-                self._connection = None
 
 
 class CommitListener:

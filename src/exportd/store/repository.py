@@ -29,6 +29,7 @@ from exportd.domain.jobs import (
     PROGRESS,
     REQUEUE,
     CancelReason,
+    EventType,
     JobStatus,
     Transition,
 )
@@ -557,7 +558,12 @@ class Repository:
         self._insert(sql.INSERT_EVENT, {"job_id": job.id, "seq": job.seq, "type": payload.type,
                                              "payload": data, "created_at": self.now()})
         rooms = (job.user_id,) if extra_room in (None, job.user_id) else (job.user_id, extra_room)
-        self.events.append(ev.EventRecord(job_id=job.id, seq=job.seq, type=payload.type, payload=data, rooms=rooms))
+        record = ev.EventRecord(job_id=job.id, seq=job.seq, type=payload.type, payload=data, rooms=rooms)
+        self.events.append(record)
+        if record.type == EventType.PROGRESS:  # the trigger leaves progress to the COMMIT (announcing.py)
+            announce = getattr(self.conn.connection.driver_connection, "announce_at_commit", None)
+            if announce is not None:
+                announce(record)
 
 
 def _escape_like(text: str) -> str:

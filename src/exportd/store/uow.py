@@ -29,6 +29,7 @@ import asyncio
 import inspect
 import logging
 import threading
+import types
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -40,10 +41,8 @@ from sqlalchemy.util import greenlet_spawn
 
 from exportd.domain.errors import StoreUnavailable
 from exportd.domain.events import EventRecord
-from exportd.eager import start_eagerly
 from exportd.faults import store_fault
 from exportd.store.direct import DirectStatements
-from exportd.store.notifications import Announcer
 from exportd.store.repository import Repository, new_id
 from exportd.store.writer import GroupWriter
 
@@ -102,11 +101,19 @@ class _ThreadedSqlite:
 
 
 class _AsyncDriver:
-    """An async driver (asyncpg): the same Repository work, run through ``run_sync``."""
+    """An async driver (asyncpg): the same Repository work, run through ``run_sync``.
 
-    def __init__(self, url: str, public_url: str) -> None:
+    `announce`: on PostgreSQL, a transaction's COMMIT also announces the progress events it wrote
+    (``announcing.py``); off where nobody listens (the embedded shape)."""
+
+    def __init__(self, url: str, public_url: str, *, announce: bool = True) -> None:
         self.public_url = public_url
-        self.engine: AsyncEngine = create_async_engine(url, pool_size=10, max_overflow=10)
+        connect_args: dict[str, Any] = {}
+        if announce and url.startswith("postgresql"):
+            from exportd.store.announcing import AnnouncingConnection
+
+            connect_args["connection_class"] = AnnouncingConnection
+        self.engine: AsyncEngine = create_async_engine(url, pool_size=10, max_overflow=10, connect_args=connect_args)
         event.listen(self.engine.sync_engine, "handle_error", _invalidate_broken_connections)
         self.direct = DirectStatements(self.engine, public_url) if self.engine.dialect.name == "postgresql" else None
 
@@ -141,17 +148,13 @@ def _BROKEN_PROTOCOL(error: BaseException) -> bool:
 
 class Store:
     def __init__(self, database_url: str, *, public_url: str = "", announce: bool = True) -> None:
-        """`announce`: on PostgreSQL, NOTIFY committed progress events for other processes (notifications.py);
-        off where nobody listens (the embedded shape)."""
+        """`announce`: on PostgreSQL, committed progress events are announced to other processes."""
         self.database_url = database_url
         self.public_url = public_url
-        #: announces committed progress events after their commit (PostgreSQL; the trigger announces the rest)
-        self.announcer: Announcer | None = None
         if database_url.startswith("sqlite"):
             self._backend: _ThreadedSqlite | _AsyncDriver = _ThreadedSqlite(database_url, public_url)
         else:
-            self._backend = _AsyncDriver(database_url, public_url)
-            self.announcer = Announcer(database_url) if announce else None
+            self._backend = _AsyncDriver(database_url, public_url, announce=announce)
         self._listeners: list[Listener] = []
 
     def subscribe(self, listener: Listener, *, first: bool = False) -> None:
@@ -246,10 +249,7 @@ class Store:
             raise
 
     async def publish(self, records: Sequence[EventRecord]) -> None:
-        """Hand committed events to each listener in turn; an async listener is awaited. Other processes
-        hear of the progress among them first, from the announcer (the trigger announced the rest)."""
-        if self.announcer is not None:
-            self.announcer.after_commit(records)
+        """Hand committed events to each listener in turn; an async listener is awaited."""
         for listener in self._listeners:
             outcome = listener(records)
             if inspect.isawaitable(outcome):
@@ -263,8 +263,6 @@ class Store:
         await self.apply(lambda repo: repo.probe_write())
 
     async def close(self) -> None:
-        if self.announcer is not None:
-            await self.announcer.close()
         await self._backend.close()
 
 
@@ -279,9 +277,34 @@ async def publish_committed(publishing: Coroutine[Any, Any, None]) -> None:
     publishing never waits (the engine's stop signal and the metrics are plain calls; the relay
     waits only when sockets must be written to), so it now costs no turn at all.
     """
-    rest = start_eagerly(publishing)
-    if rest is not None:
-        await asyncio.shield(rest)
+    try:
+        waiting_for = publishing.send(None)
+    except StopIteration:
+        return
+    await asyncio.shield(asyncio.ensure_future(_finish(publishing, waiting_for)))
+
+
+async def _finish(publishing: Coroutine[Any, Any, None], waiting_for: Any) -> None:
+    await _resume(publishing, waiting_for)
+
+
+@types.coroutine
+def _resume(coroutine: Coroutine[Any, Any, None], waiting_for: Any):
+    """Go on with a coroutine that was started elsewhere and is waiting for `waiting_for` (what it
+    yielded): yield that to the task running us, and pass back what the task sends or throws."""
+    while True:
+        try:
+            sent = yield waiting_for
+        except BaseException as error:
+            try:
+                waiting_for = coroutine.throw(error)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                waiting_for = coroutine.send(sent)
+            except StopIteration as stop:
+                return stop.value
 
 
 def _sqlite_engine(url: str, *, writer: bool) -> Engine:
