@@ -2,7 +2,8 @@
 
 Why. Every stored event was announced by a trigger's ``pg_notify`` inside the
 transaction that writes it (migration 0004); since migration 0005 progress
-events are announced right after their commit instead. PostgreSQL serialises the commits
+events are announced with their COMMIT instead (in a transaction of their own
+that PostgreSQL runs right after the commit). PostgreSQL serialises the commits
 of transactions that NOTIFY: at pre-commit such a transaction takes a lock
 held until its end, so that notifications enter the queue in commit order,
 and it holds that lock while its commit record is flushed to disk. The commits
@@ -18,8 +19,10 @@ Method. A fresh database with one table. ``--connections`` asyncpg connections
 * ``in-tx``: ``SELECT pg_notify(...)`` inside the same transaction (what the
   trigger does for every event but progress);
 * ``after``: ``SELECT pg_notify(...)`` right after the commit, in a transaction
-  of its own that writes nothing (no commit record to flush): what the store's
-  announcer does for progress events.
+  of its own that writes nothing (no commit record to flush), one more round trip;
+* ``with-commit``: ``COMMIT; SELECT pg_notify(...)`` sent as one simple query,
+  which PostgreSQL runs as the commit, then a transaction of its own that
+  writes nothing: what the store does for progress events (``announcing.py``).
 
 The modes alternate (``--rounds`` times). Printed: commits/s for each mode and
 round, with the load average; never asserts anything.
@@ -40,7 +43,7 @@ import asyncpg
 from _harness import header
 from cluster_scaling import PG_ADMIN_DSN, admin
 
-MODES = ("none", "in-tx", "after")
+MODES = ("none", "in-tx", "after", "with-commit")
 
 
 async def commit_loop(dsn: str, mode: str, until: float) -> int:
@@ -48,6 +51,12 @@ async def commit_loop(dsn: str, mode: str, until: float) -> int:
     done = 0
     try:
         while time.monotonic() < until:
+            if mode == "with-commit":
+                await connection.execute("BEGIN")
+                await connection.execute("INSERT INTO notify_rate(v) VALUES (1)")
+                await connection.execute("COMMIT; SELECT pg_notify('notify_rate', 'an event')")
+                done += 1
+                continue
             async with connection.transaction():
                 await connection.execute("INSERT INTO notify_rate(v) VALUES (1)")
                 if mode == "in-tx":
@@ -80,7 +89,7 @@ async def run(args: argparse.Namespace) -> None:
                 counts = await asyncio.gather(*(commit_loop(dsn, mode, until) for _ in range(args.connections)))
                 rates[mode].append(sum(counts) / (time.monotonic() - began))
         for mode in MODES:
-            print(f"  {mode:<6} " + ", ".join(f"{rate:7.0f} commits/s" for rate in rates[mode]))
+            print(f"  {mode:<11} " + ", ".join(f"{rate:7.0f} commits/s" for rate in rates[mode]))
         print(f"  load average: {' '.join(f'{value:.2f}' for value in os.getloadavg())}")
     finally:
         await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -92,7 +101,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    header("commits per second on PostgreSQL: without NOTIFY, NOTIFY in the transaction, NOTIFY after it")
+    header("commits per second on PostgreSQL: without NOTIFY, NOTIFY in the transaction, NOTIFY after it, "
+           "NOTIFY sent with the COMMIT")
     asyncio.run(run(args))
 
 
