@@ -12,8 +12,8 @@ Method. Everything runs on this machine, each part in processes of its own:
   ``export:progress`` events of these jobs through the real store
   (``Store.apply(lambda repo: repo.progress(...))``, one write transaction per
   event, event n of job n mod users), so every event takes the production path:
-  the NOTIFY the committing store sends right after the commit (progress events;
-  migration 0005), each node's LISTEN connection, its relay (per-job seq
+  the NOTIFY sent with the COMMIT, right after it (progress events; migration
+  0005), each node's LISTEN connection, its relay (per-job seq
   order, gaps filled from the store, duplicates dropped), ``sio.emit`` to the
   owner's room on that node, the websocket, the client's handler. A job's events
   are committed one after the other (its seq is bumped under its row lock);
