@@ -1,4 +1,4 @@
-"""PostgreSQL: progress events are no longer announced inside their transaction, but right after it commits
+"""PostgreSQL: progress events are no longer announced inside their transaction, but right after its commit
 
 Revision ID: 0005
 Revises: 0004
@@ -7,12 +7,12 @@ Create Date: 2026-11-30
 A transaction that NOTIFYs holds PostgreSQL's notification-queue lock from its
 pre-commit until its end, through the flush of its commit record, so such
 commits cannot share a WAL flush and follow one another at one flush each
-(600-770 a second on this kind of disk, against 2,700-2,800 with the NOTIFY
-after the commit). Progress events are most of the traffic. The trigger now
-skips them (a ``WHEN`` clause, so the function is not even called), and the
-store that committed one announces it with a statement of its own right after
-the commit (``exportd.store.notifications.Announcer``): a transaction that
-writes nothing and so waits for no flush. Such a notification can be lost (the
+(600-800 a second on this kind of disk). Progress events are most of the
+traffic. The trigger now skips them (a ``WHEN`` clause, so the function is not
+even called), and a transaction that wrote progress events sends their NOTIFYs
+with its COMMIT, as statements PostgreSQL runs right after the commit in a
+transaction of their own that writes nothing and so waits for no flush
+(``exportd/store/announcing.py``). Such a notification can be lost (the server
 process dies between the two); the job's next event, which a listener hears,
 makes it fill the gap from the store. Every other event (queued, started and
 the terminal ones, and the stops) is still announced in its own transaction:
