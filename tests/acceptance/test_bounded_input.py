@@ -120,3 +120,29 @@ async def test_an_image_too_large_to_draw_once_decoded_is_refused_at_upload(serv
                                   files=[("files", ("wide.png", buffer.getvalue(), "image/png"))])
     body = assert_error(refused, 400, "BAD_REQUEST")
     assert "114 MiB once decoded" in body["error"], body
+
+
+async def test_an_image_its_overlay_would_decode_whole_past_the_budget_is_refused_and_its_streamed_twin_accepted(served):
+    """An LZW TIFF (which tifffile decodes only with imagecodecs) is drawn from its whole decoded pixels:
+    over 64 MiB of them it is refused, with the encodings that are accepted; the same pixels as a
+    zip-compressed TIFF, read a strip at a time, are accepted."""
+    import io
+
+    from PIL import Image
+    _, token = await served.user("ada@example.com")
+    project_id, _ = await served.project(token, images=0)
+    picture = Image.new("RGB", (4500, 4000), (20, 40, 60))  # 18 Mpx: 69 MiB as Pillow holds RGB
+    files = {}
+    for name, compression in (("lzw.tif", "tiff_lzw"), ("zip.tif", "tiff_adobe_deflate")):
+        buffer = io.BytesIO()
+        picture.save(buffer, "TIFF", compression=compression)
+        files[name] = buffer.getvalue()
+    async with served.client(token) as http:
+        refused = await http.post(f"/api/projects/{project_id}/images",
+                                  files=[("files", ("lzw.tif", files["lzw.tif"], "image/tiff"))])
+        accepted = await http.post(f"/api/projects/{project_id}/images",
+                                   files=[("files", ("zip.tif", files["zip.tif"], "image/tiff"))])
+    body = assert_error(refused, 400, "BAD_REQUEST")
+    assert "holds 69 MiB; at most 64 MiB" in body["error"] and "zip-compressed TIFF" in body["error"], body
+    assert accepted.status_code == 201, accepted.text
+    assert "zip.tif" in accepted.text and "lzw.tif" not in accepted.text, accepted.text

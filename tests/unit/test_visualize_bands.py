@@ -450,3 +450,28 @@ def test_a_jpeg_that_would_decode_past_the_budget_is_drawn_at_a_smaller_dct_scal
     monkeypatch.setattr(visualize, "MAX_DECODED_BYTES", 4 * 60 * 45)  # 1/2 scale (106 x 79) holds more
     loaded, resized, _ = drawn(tmp_path, monkeypatch, "photo.jpg", "drawn at 53x40")
     assert loaded == [(53, 40)] and resized == []  # 1/4 scale, drawn as decoded
+
+
+def test_what_drawing_an_original_holds_decoded_at_once_is_nothing_for_a_streamed_one(tmp_path):
+    """`held_whole`, which the upload's limit reads, follows `_source_bands`: 0 for what it streams,
+    the decoded pixels for what it decodes whole, a JPEG's at the DCT scale it is decoded at."""
+    picture = Image.fromarray(np.random.default_rng(3).integers(0, 256, (300, 400, 3), dtype=np.uint8))
+
+    def encoded(kind: str, **options) -> bytes:
+        buffer = io.BytesIO()
+        picture.save(buffer, kind, **options)
+        return buffer.getvalue()
+
+    whole = 4 * picture.width * picture.height  # RGB, as Pillow holds it
+    assert visualize.held_whole(encoded("PNG")) == 0
+    assert visualize.held_whole(encoded("PNG", optimize=True)) == 0
+    assert visualize.held_whole(encoded("TIFF", compression="tiff_adobe_deflate")) == 0
+    assert visualize.held_whole(encoded("TIFF")) == 0
+    assert visualize.held_whole(encoded("BMP")) == 0
+    assert visualize.held_whole(adam7(picture)) == whole
+    assert visualize.held_whole(encoded("TIFF", compression="tiff_lzw")) == whole  # tifffile needs imagecodecs
+    assert visualize.held_whole(encoded("JPEG")) == whole  # under 4096²: at its own size
+    for mode, held in (("L", 4500 * 4100), ("RGB", 4 * 2250 * 2050)):  # at 1/2 for an overlay of 4096² or less,
+        buffer = io.BytesIO()                                           # at 1/4 where 1/2 holds too much
+        Image.new(mode, (9000, 8200), 90).save(buffer, "JPEG")
+        assert visualize.held_whole(buffer.getvalue()) == held, mode

@@ -52,10 +52,10 @@ class PngRows:
         self._first = first  #: the first IDAT chunk's (length, offset)
 
     @classmethod
-    def open(cls, path: Path) -> PngRows | None:
-        """The file's rows, or None when it is not a PNG this reads (its caller decodes it whole);
-        raises OSError when it cannot be read."""
-        file = open(path, "rb")  # noqa: SIM115 - closed by close()
+    def open(cls, path: Path | BinaryIO) -> PngRows | None:
+        """The file's rows (at `path`, or an open binary file, which it closes), or None when it is not a
+        PNG this reads (its caller decodes it whole); raises OSError when it cannot be read."""
+        file = path if hasattr(path, "read") else open(path, "rb")  # noqa: SIM115 - closed by close()
         try:
             if file.read(8) != SIGNATURE:
                 file.close()

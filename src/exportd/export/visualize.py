@@ -237,6 +237,31 @@ def _source_bands(path: Path, size: tuple[int, int]) -> Iterator[tuple[Image.Ima
             yield reduced.crop((0, top, size[0], min(top + step, size[1]))), peak
 
 
+def held_whole(data: bytes) -> int:
+    """The bytes of decoded pixels that drawing the overlay of the original `data` holds at once: 0
+    when `_source_bands` reads it a strip at a time, else its decoded pixels (a JPEG's at the DCT
+    scale it is decoded at, within `MAX_DECODED_BYTES` by `_jpeg_size`). The API refuses an original
+    for which this is more than `MAX_DECODED_BYTES` (imports/batch.py), so that no original it
+    accepts costs an export more than a 4096² RGB image decoded whole."""
+    try:
+        if (rows := PngRows.open(io.BytesIO(data))) is not None:
+            rows.close()
+            return 0
+    except OSError:
+        pass  # not a PNG this reads: Pillow decides
+    with Image.open(io.BytesIO(data)) as source:
+        if source.format == "TIFF" and (tiff := TiffRows.open(io.BytesIO(data), source.mode)) is not None:
+            tiff.close()
+            return 0
+        if source.mode in BOX_MODES and _raw_tile(source) is not None:
+            return 0
+        size = overlay_size(source.size)
+        if source.format == "JPEG":
+            drawn = _jpeg_size(source.size, source.mode, size)
+            return decoded_bytes(source.mode, _scaled(source.size, _dct_scale(source.size, drawn)))
+        return decoded_bytes(source.mode, source.size)
+
+
 def _dct_scale(full: tuple[int, int], size: tuple[int, int]) -> int:
     """The largest DCT scale (1, 2, 4 or 8) at which a JPEG of `full` size still decodes to at least `size`."""
     return max(scale for scale in DCT_SCALES if all(-(-side // scale) >= want for side, want in zip(full, size)))

@@ -36,6 +36,7 @@ from exportd.domain.limits import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, MAX_POINTS_
 from exportd.domain.limits import MAX_POINTS_PER_POLYGON as MAX_POINTS
 from exportd.domain.limits import MAX_POLYGONS_PER_IMAGE as MAX_POLYGONS
 from exportd.domain.requests import IMAGE_POLYGONS, PolygonIn
+from exportd.export.visualize import MAX_DECODED_BYTES, held_whole
 from exportd.imports import coco as coco_files
 from exportd.imports.labels import TracedLabels, trace_label_file
 from exportd.imports.matching import match_labels
@@ -293,6 +294,11 @@ def inspect_image(upload: Upload) -> tuple[int, int, str]:
         megabytes = decoded_bytes(mode, (width, height)) / 1_048_576
         raise _unusable(upload, f"is too large ({width}x{height} {mode}, {megabytes:.0f} MiB once decoded; "
                                 f"at most {MAX_IMAGE_BYTES // 1_048_576} MiB)")
+    if (held := held_whole(upload.data)) > MAX_DECODED_BYTES:
+        raise _unusable(upload, f"is too large for its encoding ({width}x{height} {mode}: this {kind} file cannot be read "
+                                f"a strip at a time, and decoded it holds {held / 1_048_576:.0f} MiB; at most "
+                                f"{MAX_DECODED_BYTES // 1_048_576} MiB. Saved as a non-interlaced 8-bit PNG, or as an "
+                                f"uncompressed or zip-compressed TIFF, it is accepted")
     return width, height, kind
 
 
