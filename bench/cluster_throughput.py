@@ -220,6 +220,11 @@ def load() -> str:
 
 
 async def main() -> None:
+    try:
+        import psycopg  # noqa: F401 - the peer's workers need it; without it each task fails and the run never ends
+    except ImportError:
+        raise SystemExit("the hand-written peer needs the bench extra: .venv/bin/pip install -e '.[test,bench]' "
+                         "(make bench does it)") from None
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=1000, help="exports per side per round")
     parser.add_argument("--rounds", type=int, default=2)
