@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -21,6 +23,32 @@ from exportd.runtime import Runtime
 from exportd.services import Upload
 from exportd.synthetic import synthetic_project
 from exportd.testing import RecordingSink, test_settings
+
+
+@contextlib.asynccontextmanager
+async def users_row_held(user_id: str) -> AsyncIterator[tuple[Any, Any]]:
+    """(connection, transaction) of another PostgreSQL connection holding `user_id`'s row FOR UPDATE
+    in an open transaction, as a concurrent completion does; the test commits it or it is dropped
+    with the connection on the way out."""
+    import asyncpg
+
+    other = await asyncpg.connect(os.environ["EXPORTD_DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        transaction = other.transaction()
+        await transaction.start()
+        await other.execute("SELECT id FROM users WHERE id = $1 FOR UPDATE", user_id)
+        yield other, transaction
+    finally:
+        await other.close()
+
+
+async def until_another_waits_for_a_lock(other, message: str) -> None:
+    """Poll, through `other`, until some other connection to the database waits for a lock."""
+    async def blocked() -> bool:
+        return bool(await other.fetchval(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE NOT l.granted AND a.datname = current_database() AND a.pid <> pg_backend_pid()"))
+    await eventually(blocked, 10, message=message)
 
 
 async def eventually(predicate, timeout: float = 10.0, interval: float = 0.01, message: str = "condition"):

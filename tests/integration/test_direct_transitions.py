@@ -10,7 +10,6 @@ are built in SQL, so these tests are what holds them to the models.
 from __future__ import annotations
 
 import asyncio
-import os
 from datetime import UTC, datetime
 
 import pytest
@@ -21,7 +20,7 @@ from exportd.domain.errors import ProjectNotFound, Unauthorized
 from exportd.domain.jobs import CancelReason
 from exportd.domain.requests import Credentials, ExportRequest
 from exportd.store.repository import download_path, iso
-from tests.conftest import eventually, make_world
+from tests.conftest import eventually, make_world, until_another_waits_for_a_lock, users_row_held
 
 STARTED = datetime(2026, 11, 30, 14, 32, tzinfo=UTC)
 
@@ -197,31 +196,17 @@ async def test_a_completion_waiting_on_another_that_takes_the_name_gets_the_next
     completion waits for it and then sees the name taken. (SQLite has one writer: no interleaving.)"""
     if backend != "postgres":
         pytest.skip("one writer on SQLite: write transactions cannot interleave")
-    import asyncpg
-
     store = world.runtime.store
     first = await store.claim((await new_job(world)).id, lease_seconds=60)
     second = await store.claim((await new_job(world)).id, lease_seconds=60)
     plain, short, _ = export_file_names("Spheroids", STARTED, second.id)
-    other = await asyncpg.connect(os.environ["EXPORTD_DATABASE_URL"].replace("postgresql+asyncpg://",
-                                                                              "postgresql://"))
-    try:
-        transaction = other.transaction()
-        await transaction.start()
-        await other.execute("SELECT id FROM users WHERE id = $1 FOR UPDATE", world.user_id)
+    async with users_row_held(world.user_id) as (other, transaction):
         await other.execute("UPDATE export_jobs SET file_name = $1 WHERE id = $2", plain, first.id)
         waiting = asyncio.create_task(complete(world, second))
-
-        async def blocked_on_a_lock() -> bool:
-            return bool(await other.fetchval(
-                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-                " WHERE NOT l.granted AND a.datname = current_database() AND a.pid <> pg_backend_pid()"))
-        await eventually(blocked_on_a_lock, 10, message="the completion to wait for the user's row")
+        await until_another_waits_for_a_lock(other, "the completion to wait for the user's row")
         assert not waiting.done()
         await transaction.commit()
         assert (await asyncio.wait_for(waiting, 10)).file_name == short
-    finally:
-        await other.close()
 
 
 async def test_only_the_owner_and_those_it_is_shared_with_start_exports_of_a_live_project(tmp_path):
@@ -256,23 +241,11 @@ async def test_a_completion_cancelled_while_it_waits_for_the_lock_leaves_no_tran
         world, backend, published):
     if backend != "postgres":
         pytest.skip("the direct statements are PostgreSQL's")
-    import asyncpg
-
     store = world.runtime.store
     claimed = await store.claim((await new_job(world)).id, lease_seconds=60)
-    other = await asyncpg.connect(os.environ["EXPORTD_DATABASE_URL"].replace("postgresql+asyncpg://",
-                                                                              "postgresql://"))
-    try:
-        transaction = other.transaction()
-        await transaction.start()
-        await other.execute("SELECT id FROM users WHERE id = $1 FOR UPDATE", world.user_id)
+    async with users_row_held(world.user_id) as (other, transaction):
         waiting = asyncio.create_task(complete(world, claimed))
-
-        async def blocked_on_a_lock() -> bool:
-            return bool(await other.fetchval(
-                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-                " WHERE NOT l.granted AND a.datname = current_database() AND a.pid <> pg_backend_pid()"))
-        await eventually(blocked_on_a_lock, 10, message="the completion to wait for the user's row")
+        await until_another_waits_for_a_lock(other, "the completion to wait for the user's row")
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiting
@@ -286,5 +259,3 @@ async def test_a_completion_cancelled_while_it_waits_for_the_lock_leaves_no_tran
         for _ in range(12):  # every pooled connection again, one after another
             assert (await store.query(lambda repo: repo.job(claimed.id))).status == "processing"
         assert await complete(world, claimed) is not None
-    finally:
-        await other.close()

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from datetime import UTC, datetime
 
 import pytest
 
 from exportd.domain.filenames import export_file_names
 from exportd.domain.requests import Credentials, ExportRequest
-from tests.conftest import eventually
+from tests.conftest import until_another_waits_for_a_lock, users_row_held
 
 STARTED = datetime(2026, 11, 30, 14, 32, tzinfo=UTC)
 
@@ -61,27 +60,13 @@ async def test_a_completion_waiting_on_another_that_takes_the_name_gets_the_next
     (SQLite has one writer: its transactions never interleave.)"""
     if backend != "postgres":
         pytest.skip("one writer on SQLite: write transactions cannot interleave")
-    import asyncpg
-
     await world.runtime.engine.stop()
     first, second = await new_job(world), await new_job(world)
     plain, short, _ = export_file_names("Demo spheroids", STARTED, second.id)
-    dsn = os.environ["EXPORTD_DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://")
-    other = await asyncpg.connect(dsn)
-    try:
-        transaction = other.transaction()
-        await transaction.start()
-        await other.execute("SELECT id FROM users WHERE id = $1 FOR UPDATE", world.user_id)
+    async with users_row_held(world.user_id) as (other, transaction):
         await other.execute("UPDATE export_jobs SET file_name = $1 WHERE id = $2", plain, first.id)
         waiting = asyncio.create_task(name_for(world, second))
-
-        async def blocked_on_a_lock() -> bool:
-            return bool(await other.fetchval(
-                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-                " WHERE NOT l.granted AND a.datname = current_database() AND a.pid <> pg_backend_pid()"))
-        await eventually(blocked_on_a_lock, 10, message="the completion to wait for the user's row")
+        await until_another_waits_for_a_lock(other, "the completion to wait for the user's row")
         assert not waiting.done()
         await transaction.commit()
         assert await asyncio.wait_for(waiting, 10) == short
-    finally:
-        await other.close()
