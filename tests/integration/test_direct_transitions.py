@@ -1,17 +1,22 @@
-"""A worker's claim, read and completion through ``Store`` (on PostgreSQL one statement each, see store/direct.py).
+"""A worker's claim, read, progress and completion through ``Store`` (on PostgreSQL one statement each, see
+store/direct.py).
 
 On both stores: each transition keeps its guards (status, and the attempt for
-the completion), writes one event row under the job's new ``seq``, stores the
-payload its model in ``domain/events.py`` gives for the row, and hands that
-event to the process's listeners after the commit. On PostgreSQL the payloads
-are built in SQL, so these tests are what holds them to the models.
+the progress and the completion), writes one event row under the job's new
+``seq``, stores the payload its model in ``domain/events.py`` gives for the row,
+and hands that event to the process's listeners after the commit. On PostgreSQL
+the payloads are built in SQL, so these tests are what holds them to the models;
+and a progress event is announced with its COMMIT, never before it, and never
+when its transaction rolls back.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 
 from exportd.domain import events as ev
@@ -19,7 +24,10 @@ from exportd.domain.filenames import export_file_names
 from exportd.domain.errors import ProjectNotFound, Unauthorized
 from exportd.domain.jobs import CancelReason
 from exportd.domain.requests import Credentials, ExportRequest
+from exportd.store.announcing import AnnouncingConnection
+from exportd.store.notifications import EVENTS_CHANNEL, asyncpg_dsn
 from exportd.store.repository import download_path, iso
+from exportd.store.uow import Store
 from tests.conftest import eventually, make_world, until_another_waits_for_a_lock, users_row_held
 
 STARTED = datetime(2026, 11, 30, 14, 32, tzinfo=UTC)
@@ -43,6 +51,14 @@ async def complete(world, job, attempt: int | None = None, *, names=None, size: 
         publish=lambda: f"exports/{job.id}.{job.attempt}/x.zip",
         names=names or export_file_names("Spheroids", STARTED, job.id), export_size=size,
         warnings=list(warnings), processing_time=seconds)
+
+
+async def report(store, job, attempt: int | None = None, *, progress: float = 33.33, stage: str = "annotations",
+                 current: int = 7, total: int = 21, message: str = "COCO: image_007.png",
+                 item: str | None = "image_007.png", eta: float | None = 12.5):
+    return await store.progress(job.id, job.attempt if attempt is None else attempt, progress=progress, stage=stage,
+                                current=current, total=total, message=message, item=item, eta_seconds=eta,
+                                lease_seconds=60)
 
 
 @pytest.fixture
@@ -155,6 +171,169 @@ async def test_a_completion_by_another_attempt_or_after_a_cancel_changes_nothing
     assert [e["type"] for e in await world.stored_events(claimed.id)] == [
         "export:queued", "export:started", "export:cancelled"]
     assert [record.type for record in published] == ["export:cancelled"]
+
+
+async def test_a_progress_report_stores_the_payload_its_model_gives_renews_the_lease_and_is_published(
+        world, published):
+    store = world.runtime.store
+    claimed = await store.claim((await new_job(world)).id, lease_seconds=60)
+    published.clear()
+
+    quoted = "image 7: O'Brien's \\ \"žluťoučký\" {$$}"  # quotes, a backslash, Czech
+    first = await report(store, claimed, progress=33.33, message=quoted)
+    late = await report(store, claimed, progress=95.5, stage="compression", current=0, total=1,
+                        message="Compressing", item=None, eta=None)  # from 90 %: "downloading"
+    again = await report(store, claimed, progress=95.5, stage="compression", current=1, total=1,
+                         message="Compressing", item="", eta=0.0)  # the same figure again is no fall
+    expected = [
+        ev.Progress(**base(first), progress=33.33, stage="annotations", message=quoted, eta_seconds=12.5,
+                    stage_progress=ev.StageProgress(current=7, total=21, current_item="image_007.png"),
+                    phase="processing"),
+        ev.Progress(**base(late), progress=95.5, stage="compression", message="Compressing", eta_seconds=None,
+                    stage_progress=ev.StageProgress(current=0, total=1, current_item=None), phase="downloading"),
+        ev.Progress(**base(again), progress=95.5, stage="compression", message="Compressing", eta_seconds=0.0,
+                    stage_progress=ev.StageProgress(current=1, total=1, current_item=None), phase="downloading"),
+    ]
+    rows = [first, late, again]
+    assert [(row.seq, row.status, row.attempt, row.progress, row.stage, row.message) for row in rows] == [
+        (3, "processing", 1, 33.33, "annotations", quoted), (4, "processing", 1, 95.5, "compression", "Compressing"),
+        (5, "processing", 1, 95.5, "compression", "Compressing")]
+    assert [row.lease_expires_at - row.updated_at for row in rows] == [timedelta(seconds=60)] * 3
+    assert (first.started_at, first.updated_at > claimed.updated_at) == (claimed.started_at, True)
+
+    stored = (await world.stored_events(claimed.id))[2:]
+    assert stored == [model.to_json() for model in expected]
+    for payload, model in zip(stored, expected, strict=True):  # the fields in the model's order too
+        assert list(payload) == list(model.to_json())
+        assert list(payload["stageProgress"]) == list(model.to_json()["stageProgress"])
+    assert [(record.job_id, record.seq, record.type, record.payload, record.rooms) for record in published] == [
+        (claimed.id, payload["seq"], "export:progress", payload, (world.user_id,)) for payload in stored]
+
+
+async def test_a_progress_report_of_another_attempt_of_a_job_not_processing_or_falling_changes_nothing(
+        world, published):
+    store = world.runtime.store
+    pending = await new_job(world)
+    assert await report(store, pending, attempt=0) is None  # never claimed
+    claimed = await store.claim((await new_job(world)).id, lease_seconds=60)
+    held = await report(store, claimed, progress=50)
+    published.clear()
+
+    assert await report(store, claimed, attempt=claimed.attempt + 1, progress=60) is None  # fenced
+    assert await report(store, claimed, attempt=claimed.attempt - 1, progress=60) is None
+    assert await report(store, claimed, progress=49.99) is None  # progress never falls
+    job = await world.job(claimed.id)
+    assert (job.seq, job.progress, job.updated_at, job.lease_expires_at) == (
+        held.seq, 50, held.updated_at, held.lease_expires_at)  # the lease was not renewed either
+    await store.apply(lambda repo: repo.cancel(claimed.id, reason=CancelReason.USER_CANCELLED,
+                                               cancelled_by=world.user_id))
+    assert await report(store, claimed, progress=60) is None  # its own attempt, but the job is cancelled
+
+    assert [e["type"] for e in await world.stored_events(pending.id)] == ["export:queued"]
+    assert [(e["type"], e.get("progress")) for e in await world.stored_events(claimed.id)] == [
+        ("export:queued", None), ("export:started", None), ("export:progress", 50), ("export:cancelled", 50)]
+    assert [record.type for record in published] == ["export:cancelled"]
+
+
+@pytest.fixture
+async def announcing(world, backend, published):
+    """A store whose COMMITs announce progress, as a worker's does; the notifications a plain LISTEN
+    connection hears, decoded (that connection also says things on the channel); and the events the
+    store handed to its own listeners."""
+    if backend != "postgres":
+        pytest.skip("NOTIFY is PostgreSQL's")
+    store = Store(world.runtime.settings.database_url, public_url=world.runtime.store.public_url)
+    heard: list[dict] = []
+    mine: list[ev.EventRecord] = []
+    store.subscribe(mine.extend)
+    probe = await asyncpg.connect(asyncpg_dsn(world.runtime.settings.database_url))
+    await probe.add_listener(EVENTS_CHANNEL, lambda *args: heard.append(json.loads(args[-1])))
+    try:
+        yield store, heard, probe, mine
+    finally:
+        await probe.close()
+        await store.close()
+
+
+@pytest.fixture
+def commit_held(monkeypatch):
+    """(held, release): each COMMIT of an announcing store waits, its statements done, until `release` is set;
+    `held` is set when one waits."""
+    held, release = asyncio.Event(), asyncio.Event()
+    execute = AnnouncingConnection.execute
+
+    async def waiting_commit(connection, query, *args, timeout=None):
+        if query == "COMMIT;" and not release.is_set():
+            held.set()
+            await release.wait()
+        return await execute(connection, query, *args, timeout=timeout)
+
+    monkeypatch.setattr(AnnouncingConnection, "execute", waiting_commit)
+    return held, release
+
+
+async def said_and_heard(probe, heard: list[dict], word: str) -> None:
+    """Say `word` on the events channel and wait until it is heard: what was announced before it was heard too."""
+    await probe.execute("SELECT pg_notify($1, $2)", EVENTS_CHANNEL, json.dumps({"said": word}))
+    await eventually(lambda: {"said": word} in heard, message=f"{word!r} to be heard")
+
+
+async def test_a_progress_report_is_announced_with_its_commit_and_not_before(world, announcing, commit_held):
+    store, heard, probe, mine = announcing
+    held, release = commit_held
+    claimed = await world.runtime.store.claim((await new_job(world)).id, lease_seconds=60)
+    writing = asyncio.create_task(report(store, claimed))
+    await asyncio.wait_for(held.wait(), 10)  # its statement ran; its COMMIT waits
+
+    await said_and_heard(probe, heard, "before the commit")
+    assert [note for note in heard if note.get("jobId") == claimed.id][2:] == []  # its queued and started only
+    assert (await world.job(claimed.id)).seq == claimed.seq and mine == []  # not committed: nobody sees it
+    release.set()
+    row = await asyncio.wait_for(writing, 10)
+    await eventually(lambda: any(note.get("type") == "export:progress" for note in heard), message="the announcement")
+
+    stored = await world.stored_events(claimed.id)
+    assert heard[heard.index({"said": "before the commit"}) + 1:] == [
+        {"jobId": claimed.id, "seq": row.seq, "type": "export:progress", "payload": stored[-1]}]
+    assert [(record.seq, record.payload) for record in mine] == [(row.seq, stored[-1])]
+
+
+async def test_a_rolled_back_progress_report_is_never_announced(world, announcing, monkeypatch):
+    store, heard, probe, mine = announcing
+    claimed = await world.runtime.store.claim((await new_job(world)).id, lease_seconds=60)
+    announce = AnnouncingConnection.announce_at_commit
+
+    def announce_then_fail(connection, record):
+        announce(connection, record)
+        raise RuntimeError("the transaction fails after its announcement was given")
+
+    monkeypatch.setattr(AnnouncingConnection, "announce_at_commit", announce_then_fail)
+    with pytest.raises(RuntimeError):
+        await report(store, claimed, progress=10, message="rolled back")
+    monkeypatch.setattr(AnnouncingConnection, "announce_at_commit", announce)
+    for step in (20, 30):  # the next transactions on the store's connections commit progress of their own
+        await report(store, claimed, progress=step)
+    await said_and_heard(probe, heard, "after the commits")
+
+    stored = await world.stored_events(claimed.id)
+    assert [(e["type"], e.get("progress")) for e in stored][2:] == [("export:progress", 20), ("export:progress", 30)]
+    assert [note["payload"] for note in heard if note.get("type") == "export:progress"] == stored[2:]
+    assert [record.payload for record in mine] == stored[2:]
+
+
+async def test_a_progress_report_is_left_to_the_commit_to_announce_and_its_loss_to_the_listeners(
+        world, announcing, monkeypatch):
+    """The trigger does not announce progress (migration 0005): an announcement lost after the commit is lost."""
+    store, heard, probe, _ = announcing
+    claimed = await world.runtime.store.claim((await new_job(world)).id, lease_seconds=60)
+    monkeypatch.setattr(AnnouncingConnection, "lose", lambda record: record.job_id == claimed.id)
+    assert await report(store, claimed, progress=10) is not None
+    monkeypatch.setattr(AnnouncingConnection, "lose", None)
+    announced = await report(store, claimed, progress=20)
+    await said_and_heard(probe, heard, "after the commits")
+
+    assert [note["seq"] for note in heard if note.get("type") == "export:progress"] == [announced.seq]
+    assert [e["seq"] for e in await world.stored_events(claimed.id)][-2:] == [announced.seq - 1, announced.seq]
 
 
 async def test_an_export_reads_its_project_as_the_repository_reads_it(world, published):

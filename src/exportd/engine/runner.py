@@ -190,10 +190,10 @@ class JobRunner:
     async def _write_progress(self, running: RunningJob, report, now: float) -> bool:
         elapsed = now - running.started
         eta = elapsed * (100 - report.percent) / report.percent if report.percent > 0 else None
-        row = await self.store.apply(lambda repo: repo.progress(
+        row = await self.store.progress(
             running.job_id, running.attempt, progress=round(report.percent, 2), stage=report.stage,
             current=report.current, total=report.total, message=report.message, item=report.item,
-            eta_seconds=None if eta is None else round(eta, 2), lease_seconds=self.settings.lease_seconds))
+            eta_seconds=None if eta is None else round(eta, 2), lease_seconds=self.settings.lease_seconds)
         return row is not None
 
     async def _check_still_ours(self, running: RunningJob) -> None:

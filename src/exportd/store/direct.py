@@ -2,7 +2,9 @@
 
 Every export makes the same four trips to the store: its admission (an API
 node's), then the worker's CLAIM, the read of the project it exports and the
-COMPLETE. Through ``Store.apply`` each is a SQLAlchemy transaction (pool checkout, the greenlet bridge, BEGIN, every
+COMPLETE; and while it runs, its progress (up to one report a quarter second by
+default), the write it repeats most. Through ``Store.apply`` each is a
+SQLAlchemy transaction (pool checkout, the greenlet bridge, BEGIN, every
 statement through the execution machinery, COMMIT), which cost a worker more
 CPU than the statements themselves. Here each runs on the asyncpg connection
 SQLAlchemy's pool holds, with no machinery between:
@@ -17,6 +19,11 @@ SQLAlchemy's pool holds, with no machinery between:
   ``seq``, and the estimate read for it, as a data-modifying ``WITH``;
 * the project's images and polygons are plain reads (READ COMMITTED gives each
   statement of a transaction its own snapshot anyway);
+* each progress report is ONE statement: the UPDATE guarded as
+  ``Repository.progress`` guards it (``processing``, the attempt, progress not
+  falling) that renews the lease, and the INSERT of its ``export:progress``
+  row; BEGIN, the statement, COMMIT, because its notification goes with the
+  COMMIT (below);
 * the completion locks the user's row (its own statement: a statement's
   snapshot is taken before it waits for a lock, so a name chosen in the
   locking statement could miss one committed while it waited), then ONE
@@ -28,12 +35,14 @@ Each event's payload is built in SQL by ``json_build_object``, field for field
 and in the order of its model in ``domain/events.py`` (``tests/integration/
 test_direct_transitions.py`` holds them equal, and the timestamps equal to
 ``iso()`` to the microsecond). The trigger (migrations 0004, 0005) NOTIFYs them when
-the statement's transaction commits, as for every event row; the events are
+the statement's transaction commits, as for every event row but progress, which
+the connection announces with the COMMIT (``announcing.py``); the events are
 handed to this process's listeners after the commit, as ``Store.apply`` does.
 
 The same transitions through ``Repository`` (SQLite, and any other caller)
 stay the definition these statements follow; ``Store.queue_job``,
-``Store.claim``, ``Store.project_rows`` and ``Store.complete`` choose.
+``Store.claim``, ``Store.progress``, ``Store.project_rows`` and
+``Store.complete`` choose.
 """
 
 from __future__ import annotations
@@ -49,7 +58,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
 from exportd.domain.errors import StoreUnavailable
-from exportd.domain.events import EventRecord
+from exportd.domain.events import EventRecord, phase_of
 from exportd.domain.jobs import EventType, JobStatus
 from exportd.faults import store_fault
 from exportd.store.tables import UTCDateTime, export_jobs
@@ -96,6 +105,30 @@ WITH moved AS (
                                         AND earlier.status = '{JobStatus.COMPLETED.value}'
                                       ORDER BY earlier.completed_at DESC LIMIT 1),
                'attempt', attempt),
+           updated_at
+      FROM moved
+ RETURNING payload
+)
+{_RETURN}
+"""
+
+#: PROGRESS (processing, fenced by the attempt, progress not falling; the lease renewed) with its export:progress
+#: row. $1 job, $2 attempt, $3 lease seconds, $4 progress, $5 stage, $6 message, $7 the stage's current item
+#: number, $8 its total, $9 the item's name or NULL, $10 the estimate of the seconds left or NULL, $11 the phase
+PROGRESS = f"""
+WITH moved AS (
+    UPDATE export_jobs
+       SET status = '{JobStatus.PROCESSING.value}', seq = seq + 1, updated_at = {_NOW},
+           lease_expires_at = {_NOW} + make_interval(secs => $3), progress = $4, stage = $5, message = $6
+     WHERE id = $1 AND status = '{JobStatus.PROCESSING.value}' AND attempt = $2 AND progress <= $4
+ RETURNING *
+), event AS (
+    INSERT INTO export_events (job_id, seq, type, payload, created_at)
+    SELECT id, seq, '{EventType.PROGRESS.value}', json_build_object({_base(EventType.PROGRESS)},
+               'progress', progress, 'stage', stage,
+               'stageProgress', json_build_object('current', $7::bigint, 'total', $8::bigint,
+                                                  'currentItem', $9::text),
+               'message', message, 'etaSeconds', $10::float8, 'phase', $11::text),
            updated_at
       FROM moved
  RETURNING payload
@@ -209,6 +242,25 @@ class DirectStatements:
     async def claim(self, job_id: str, *, lease_seconds: float) -> tuple[JobRow | None, list[EventRecord]]:
         return _moved(await self._run(lambda connection: connection.fetchrow(CLAIM, job_id, float(lease_seconds))),
                       EventType.STARTED)
+
+    async def progress(self, job_id: str, attempt: int, *, progress: float, stage: str, current: int, total: int,
+                       message: str, eta_seconds: float | None, lease_seconds: float,
+                       item: str | None = None) -> tuple[JobRow | None, list[EventRecord]]:
+        """`Repository.progress`, committed: its event is announced with the COMMIT where the connection
+        announces (``announcing.py``), and by nobody when it rolls back."""
+        async def transaction(connection):
+            async with connection.transaction():
+                moved = _moved(await connection.fetchrow(
+                    PROGRESS, job_id, attempt, float(lease_seconds), float(progress), stage, message, current,
+                    total, item or None, None if eta_seconds is None else float(eta_seconds),
+                    phase_of(progress)), EventType.PROGRESS)
+                announce = getattr(connection, "announce_at_commit", None)
+                if announce is not None:
+                    for record in moved[1]:
+                        announce(record)
+                return moved
+
+        return await self._run(transaction)
 
     async def complete(self, job_id: str, attempt: int, *, user_id: str, file_path: str, names: Sequence[str],
                        export_size: int, warnings: list[str],

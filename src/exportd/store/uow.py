@@ -208,6 +208,22 @@ class Store:
             await publish_committed(self.publish(events))
         return job
 
+    async def progress(self, job_id: str, attempt: int, *, progress: float, stage: str, current: int, total: int,
+                       message: str, eta_seconds: float | None, lease_seconds: float, item: str | None = None):
+        """`Repository.progress`, committed: the job with its lease renewed, or None when the attempt no
+        longer holds it or progress would fall (nothing written, the lease not renewed)."""
+        direct = getattr(self._backend, "direct", None)
+        if direct is None:
+            return await self.apply(lambda repo: repo.progress(
+                job_id, attempt, progress=progress, stage=stage, current=current, total=total, message=message,
+                eta_seconds=eta_seconds, lease_seconds=lease_seconds, item=item))
+        job, events = await direct.progress(job_id, attempt, progress=progress, stage=stage, current=current,
+                                            total=total, message=message, eta_seconds=eta_seconds,
+                                            lease_seconds=lease_seconds, item=item)
+        if events:
+            await publish_committed(self.publish(events))
+        return job
+
     async def complete(self, job_id: str, attempt: int, *, user_id: str, publish: Callable[[], str],
                        names: Sequence[str], export_size: int, warnings: list[str], processing_time: float):
         """`Repository.complete` under the first of `names` no other export of the user has, committed;
