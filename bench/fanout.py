@@ -9,11 +9,12 @@ Method. Everything runs on this machine, each part in processes of its own:
   write transaction through the real store, so each job is held in
   ``processing`` with attempt 1 and nobody runs it. ``--committers`` processes
   (default 2, each with its own share of the jobs, as workers have) then commit
-  ``export:progress`` events of these jobs through the real store
-  (``Store.apply(lambda repo: repo.progress(...))``, one write transaction per
-  event, event n of job n mod users), so every event takes the production path:
-  the NOTIFY sent with the COMMIT, right after it (progress events; migration
-  0005), each node's LISTEN connection, its relay (per-job seq
+  ``export:progress`` events of these jobs through the real store, by the entry
+  point a worker's runner uses (``Store.progress``: on PostgreSQL one statement
+  on asyncpg directly, between BEGIN and COMMIT, ``store/direct.py``), one
+  transaction per event, event n of job n mod users, so every event takes the
+  production path: the NOTIFY sent with the COMMIT, right after it (progress
+  events; migration 0005), each node's LISTEN connection, its relay (per-job seq
   order, gaps filled from the store, duplicates dropped), ``sio.emit`` to the
   owner's room on that node, the websocket, the client's handler. A job's events
   are committed one after the other (its seq is bumped under its row lock);
@@ -42,11 +43,13 @@ Stamps, one clock: ``time.monotonic_ns()`` (CLOCK_MONOTONIC, system-wide on
 Linux, so comparable across the processes of one machine).
 
 * exportd commit: in the committing process, right after the transaction's
-  COMMIT returns: the store backend's ``run`` is wrapped, so the stamp is taken
-  in the same task step, before the store publishes to any listener. A second
-  stamp is taken just before COMMIT is sent (when the transaction's work
-  returns): the true commit lies between the two, and under load the process
-  may see its COMMIT return after other processes already heard the NOTIFY;
+  COMMIT returns: by the store's first listener (``Store.subscribe(first=True)``),
+  which the store calls in the same task step, before any other. A second stamp
+  is taken just before COMMIT is sent (when the statement has returned and its
+  event is handed to the connection to announce with the COMMIT,
+  ``AnnouncingConnection.announce_at_commit``): the true commit lies between the
+  two, and under load the process may see its COMMIT return after other
+  processes already heard the NOTIFY;
 * bare emit: just before ``await manager.emit(...)``;
 * receipt: in the client's ``export:progress`` handler, per socket.
 
@@ -325,40 +328,35 @@ class Job:
 
 
 class ExportdSide:
-    """A committer's store on the cluster's database: commits the progress of the jobs it was given."""
+    """A committer's store on the cluster's database: commits the progress of the jobs it was given, as a
+    worker's runner does (``Store.progress``)."""
 
     def __init__(self, database_url: str) -> None:
+        from exportd.store.announcing import AnnouncingConnection
         from exportd.store.uow import Store
 
         self.store = Store(database_url)
         self.committed: dict[tuple[str, int], int] = {}
-        self.sending: dict[tuple[str, int], int] = {}  #: the work is done, COMMIT is about to be sent
+        self.sending: dict[tuple[str, int], int] = {}  #: the statement is done, COMMIT is about to be sent
         self.payloads: dict[tuple[str, int], dict] = {}
-        backend = self.store._backend
-        if not hasattr(backend, "run"):
-            raise SystemExit("the store backend has no run(): this benchmark's commit stamp needs updating")
-        original = backend.run
+        if getattr(self.store._backend, "direct", None) is None:
+            raise SystemExit("the store takes no direct path here: this benchmark's commit stamps need updating")
+        announce = AnnouncingConnection.announce_at_commit
 
-        async def stamped_run(work, *, write, events, **options):
-            if not write:
-                return await original(work, write=write, events=events, **options)
-            sending = [0]
+        def stamped_announce(connection, record) -> None:
+            if record.type.value == EVENT:
+                self.sending[(record.job_id, record.seq)] = now_ns()  # only the COMMIT itself is left
+            announce(connection, record)
 
-            def timed(repo):
-                outcome = work(repo)
-                sending[0] = now_ns()  # only the COMMIT itself is left
-                return outcome
-
-            result = await original(timed, write=write, events=events, **options)
-            stamp = now_ns()  # COMMIT has returned: stamped in the same step, before the store publishes
-            for record in events:
+        def stamped_commit(records) -> None:
+            stamp = now_ns()  # COMMIT has returned: the store's first listener, in the same step
+            for record in records:
                 if record.type.value == EVENT:
                     self.committed[(record.job_id, record.seq)] = stamp
-                    self.sending[(record.job_id, record.seq)] = sending[0]
                     self.payloads[(record.job_id, record.seq)] = record.payload
-            return result
 
-        backend.run = stamped_run
+        AnnouncingConnection.announce_at_commit = stamped_announce  # this committer process only
+        self.store.subscribe(stamped_commit, first=True)
 
     async def write(self, job: Job) -> tuple[str, int, float]:
         async with job.lock:  # one job's events commit one after the other, as one attempt reports them
@@ -366,9 +364,9 @@ class ExportdSide:
             job.count += 1
             progress, count = round(job.progress, 3), job.count
             began = time.perf_counter()
-            row = await self.store.apply(lambda repo: repo.progress(
+            row = await self.store.progress(
                 job.id, 1, progress=progress, stage="annotations", current=count, total=1_000_000,
-                message=f"COCO: image_{count:06d}.png", eta_seconds=12.5, lease_seconds=3600))
+                message=f"COCO: image_{count:06d}.png", eta_seconds=12.5, lease_seconds=3600)
             took = time.perf_counter() - began
             if row is None:
                 raise RuntimeError("a progress write lost its guard: the job is no longer held")
