@@ -4,8 +4,9 @@ Method. A fresh PostgreSQL database, migrated; one user, one project. For each
 of ``--cancels`` rounds a job is created and claimed (not counted), then
 cancelled through ``Services.cancel``, the use case behind
 ``POST …/cancel`` and the socket's ``export:cancel``, exactly as an API node
-runs it (``Store.apply`` over asyncpg, the relay and other listeners left
-out). Every call that makes asyncpg wait for the server (``BEGIN``, a
+runs it (on PostgreSQL ``Store.cancel_as_owner``, one statement, see
+``store/direct.py``; the relay and other listeners left out). Every call that
+makes asyncpg wait for the server (``BEGIN``, a
 statement's prepare, a prepared statement's execution, ``COMMIT``, a plain
 query) is counted and timed while the cancel runs. Printed: the round trips
 of one cancel, in order, with the time of each (p50 over the rounds), the

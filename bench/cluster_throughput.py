@@ -8,8 +8,9 @@ machine, idle while the other is measured.
   ``--workers`` ``exportd worker`` processes of ``--concurrency`` prefork
   children each (default 1 x 2: two prefork processes in all), production
   settings (progress every 0.25 s, store check 0.5 s, ``EXPORTD_EXPORT_NICE``
-  10) except cheap password hashing and a per-user limit of active exports
-  that refuses nothing. Every job: the creating transaction with its
+  10) except cheap password hashing and no per-user limit of active exports
+  (``EXPORTD_MAX_ACTIVE_EXPORTS_PER_USER=0``; the peer checks none either, and
+  one user starts them all). Every job: the creating statement with its
   ``export:queued`` row, the task to Redis, the guarded claim, the snapshot,
   the pipeline, the guarded completion, every event a row, NOTIFY, relayed by
   the API node to the owner's socket in seq order.
@@ -266,7 +267,7 @@ async def main() -> None:
         env.update(EXPORTD_DATABASE_URL=f"postgresql+asyncpg://{host_part}/{name}",
                    EXPORTD_BROKER_URL=f"{redis_url}/0", EXPORTD_SECRET_KEY="bench-" + "k" * 40,
                    EXPORTD_DATA_DIR=str(root / "data"), EXPORTD_STORAGE_DIR=str(root / "storage"),
-                   EXPORTD_MAX_ACTIVE_EXPORTS_PER_USER="100000000", EXPORTD_PASSWORD_HASH_FAST="true",
+                   EXPORTD_MAX_ACTIVE_EXPORTS_PER_USER="0", EXPORTD_PASSWORD_HASH_FAST="true",
                    EXPORTD_WORKER_CONCURRENCY=str(args.concurrency), EXPORTD_EXPORT_NICE=str(args.nice))
         state_file = root / "cluster.json"
         supervisor = subprocess.Popen([sys.executable, str(DEPLOY), "--api-nodes", "1", "--workers",  # noqa: ASYNC220
@@ -327,7 +328,7 @@ async def main() -> None:
             "peer node": [node.pid], "peer workers": [peer.pid for peer in peers],
             "redis": [redis.pid], "postgres (whole server)": postgres_pids(), "this process": [os.getpid()],
         })
-        for side in sides.values():  # warm-up: forks done, imports and caches paid
+        for side in sides.values() if args.warmup else ():  # warm-up: forks done, imports and caches paid
             await side.run(args.warmup, args.producers)
         print(f"  warm-up: {args.warmup} jobs a side done; {load()}", flush=True)
 

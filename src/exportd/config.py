@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     secret_key: str | None = None  #: default: generated once, kept in the data folder (0600)
     public_url: str = ""  #: prefix of download URLs in events; empty means relative
 
-    max_active_exports_per_user: int = Field(1, ge=1)
+    max_active_exports_per_user: int = Field(1, ge=0)  #: pending and processing exports a user may have; 0: no limit
     worker_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     export_processes: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0)  #: 0: CPU-heavy steps inline
     export_nice: int = Field(10, ge=0, le=19)  #: niceness added to export threads and processes (0: none)

@@ -270,12 +270,13 @@ class Services:
         One transaction: the user's row locked (which also proves the account still exists, so the route
         needs no lookup of its own), the project and the user's active count read under that lock, the
         job and its `export:queued` row written. On PostgreSQL, without an idempotency key or a selection of
-        images, that is two statements (`Store.queue_job`); a start it does not admit is decided again here,
-        where the refusal gets its reasons."""
+        images, that is two statements (`Store.queue_job`), or one where no per-user limit is set (nothing
+        to count, so no lock); a start it does not admit is decided again here, where the refusal gets its
+        reasons."""
         options = request.options
         _check_formats(options.annotation_formats, options.metrics_formats, options.include_visualizations)
         fingerprint = _fingerprint(project_id, request)
-        limit = self.settings.max_active_exports_per_user
+        limit = self.settings.max_active_exports_per_user or None  # 0: no per-user limit
         if self.write_probe.stale:  # a job that cannot write its ZIP is refused now, not failed later
             await asyncio.to_thread(self.write_probe.require_writable)
 
@@ -290,7 +291,7 @@ class Services:
         def admit(repo: Repository) -> tuple[Row, bool]:
             if not repo.lock_existing_user(user_id):  # held to the commit: admissions of one user queue here
                 raise errors.Unauthorized("The account no longer exists.")
-            project = repo.project_for_admission(user_id, project_id, limit=limit)
+            project = repo.project_for_admission(user_id, project_id, limit=limit or 1)
             if project is None:
                 raise errors.ProjectNotFound()
             if idempotency_key is not None:
@@ -301,7 +302,7 @@ class Services:
                     return repo.job(seen.job_id), False
             if options.selected_image_ids is not None:
                 _check_selection(options.selected_image_ids, repo.image_ids_of(project_id))
-            if project.active_exports >= limit:
+            if limit is not None and project.active_exports >= limit:
                 active = [{"id": job.id, "projectId": job.project_id, "projectName": job.project_name,
                            "status": job.status, "progress": job.progress}
                           for job in repo.active_jobs(user_id=user_id)]
@@ -344,7 +345,9 @@ class Services:
             _existing_user(repo, user_id)
             return _visible_job(repo, user_id, project_id, job_id)
 
-        job = await self.store.apply(cancel, inline=True)  # no thread hop when the writer is idle
+        job = await self.store.cancel_as_owner(job_id, user_id=user_id, project_id=project_id)  # PostgreSQL
+        if job is None:
+            job = await self.store.apply(cancel, inline=True)  # no thread hop when the writer is idle
         if job.status == JobStatus.CANCELLED:
             return job
         raise errors.ExportNotCancellable(f"The export already {job.status}; it can no longer be cancelled.",

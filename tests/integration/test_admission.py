@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from exportd.domain.errors import IdempotencyKeyReused, TooManyActiveExports
+from exportd.domain.errors import IdempotencyKeyReused, ProjectNotFound, TooManyActiveExports, Unauthorized
 from exportd.domain.requests import Credentials, ExportRequest
 from exportd.engine.hooks import EngineHooks
 from exportd.testing import Gate
@@ -68,3 +68,29 @@ async def test_an_idempotency_key_reused_for_another_request_is_refused(held):
     other = ExportRequest.model_validate({"options": {"annotationFormats": ["json"]}})
     with pytest.raises(IdempotencyKeyReused):
         await world.services.start_export(world.user_id, world.project_id, other, idempotency_key="k-2")
+
+
+async def test_without_a_per_user_limit_concurrent_starts_are_all_admitted_each_with_its_queued_event(tmp_path):
+    """`max_active_exports_per_user = 0`: no limit (on PostgreSQL the admission is then one statement, with no
+    lock to take); who may export what, and the account's existence, are still checked."""
+    world = await make_world(tmp_path, images=0, max_active_exports_per_user=0)
+    try:
+        await world.runtime.engine.stop()  # nothing runs: every admitted job stays active
+        services = world.services
+        results = await asyncio.gather(
+            *(services.start_export(world.user_id, world.project_id, ExportRequest()) for _ in range(10)))
+        assert len({job.id for job, _ in results}) == 10 and all(new for _, new in results)
+        logs = [await world.stored_events(job.id) for job, _ in results]
+        assert all([event["type"] for event in log] == ["export:queued"] for log in logs)
+        # each counts the pending jobs committed before it (concurrent ones may not see each other)
+        assert all(0 <= log[0]["position"] < 10 for log in logs)
+        later, _ = await services.start_export(world.user_id, world.project_id, ExportRequest())
+        assert (await world.stored_events(later.id))[0]["position"] == 10
+
+        stranger = await services.register(Credentials(email="eve@example.com", password="correct horse"))
+        with pytest.raises(ProjectNotFound):
+            await services.start_export(stranger.id, world.project_id, ExportRequest())
+        with pytest.raises(Unauthorized):
+            await services.start_export("no-such-user", world.project_id, ExportRequest())
+    finally:
+        await world.runtime.stop()

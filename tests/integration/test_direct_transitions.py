@@ -21,7 +21,7 @@ import pytest
 
 from exportd.domain import events as ev
 from exportd.domain.filenames import export_file_names
-from exportd.domain.errors import ProjectNotFound, Unauthorized
+from exportd.domain.errors import ExportNotCancellable, ProjectNotFound, Unauthorized
 from exportd.domain.jobs import CancelReason
 from exportd.domain.requests import Credentials, ExportRequest
 from exportd.store.announcing import AnnouncingConnection
@@ -370,9 +370,13 @@ async def test_the_timestamps_written_in_sql_read_as_iso_writes_them(world, back
         assert written == iso(moment)
 
 
-async def test_a_completion_waiting_on_another_that_takes_the_name_gets_the_next_one(world, backend, published):
-    """Another transaction holds the user's row and has written the plain name, not yet committed; the
-    completion waits for it and then sees the name taken. (SQLite has one writer: no interleaving.)"""
+@pytest.mark.parametrize("other_commits", [True, False], ids=["other-commits", "other-rolls-back"])
+async def test_a_completion_racing_another_for_the_name_gets_the_next_one_or_the_name_if_the_other_gives_up(
+        world, backend, published, other_commits):
+    """Another transaction has written the plain name, not yet committed (a concurrent completion); this
+    completion chose the plain name too, from a snapshot that cannot see it. The unique index makes it
+    wait for the other: if that commits, it chooses again and takes the next name; if it rolls back, the
+    plain name is free. (SQLite has one writer: no interleaving.)"""
     if backend != "postgres":
         pytest.skip("one writer on SQLite: write transactions cannot interleave")
     store = world.runtime.store
@@ -382,10 +386,13 @@ async def test_a_completion_waiting_on_another_that_takes_the_name_gets_the_next
     async with users_row_held(world.user_id) as (other, transaction):
         await other.execute("UPDATE export_jobs SET file_name = $1 WHERE id = $2", plain, first.id)
         waiting = asyncio.create_task(complete(world, second))
-        await until_another_waits_for_a_lock(other, "the completion to wait for the user's row")
+        await until_another_waits_for_a_lock(other, "the completion to wait for the other's name")
         assert not waiting.done()
-        await transaction.commit()
-        assert (await asyncio.wait_for(waiting, 10)).file_name == short
+        await (transaction.commit() if other_commits else transaction.rollback())
+        done = await asyncio.wait_for(waiting, 10)
+    assert done.file_name == (short if other_commits else plain)
+    assert [record.type for record in published if record.job_id == second.id] == [
+        "export:queued", "export:started", "export:completed"]  # one completion, announced once
 
 
 async def test_only_the_owner_and_those_it_is_shared_with_start_exports_of_a_live_project(tmp_path):
@@ -421,10 +428,13 @@ async def test_a_completion_cancelled_while_it_waits_for_the_lock_leaves_no_tran
     if backend != "postgres":
         pytest.skip("the direct statements are PostgreSQL's")
     store = world.runtime.store
+    holder = await store.claim((await new_job(world)).id, lease_seconds=60)
     claimed = await store.claim((await new_job(world)).id, lease_seconds=60)
     async with users_row_held(world.user_id) as (other, transaction):
+        plain = export_file_names("Spheroids", STARTED, claimed.id)[0]
+        await other.execute("UPDATE export_jobs SET file_name = $1 WHERE id = $2", plain, holder.id)
         waiting = asyncio.create_task(complete(world, claimed))
-        await until_another_waits_for_a_lock(other, "the completion to wait for the user's row")
+        await until_another_waits_for_a_lock(other, "the completion to wait for the other's name")
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiting
@@ -438,3 +448,41 @@ async def test_a_completion_cancelled_while_it_waits_for_the_lock_leaves_no_tran
         for _ in range(12):  # every pooled connection again, one after another
             assert (await store.query(lambda repo: repo.job(claimed.id))).status == "processing"
         assert await complete(world, claimed) is not None
+
+
+async def test_the_owners_cancel_stores_the_payload_its_model_gives_and_keeps_its_guards(world, backend, published):
+    """On PostgreSQL the owner's cancel is one statement (``Store.cancel_as_owner``); elsewhere it has no direct
+    path and the service decides through ``Repository``."""
+    store = world.runtime.store
+    pending = await new_job(world)
+    running = await store.claim((await new_job(world)).id, lease_seconds=60)
+    if backend != "postgres":
+        assert await store.cancel_as_owner(pending.id, user_id=world.user_id, project_id=world.project_id) is None
+        assert (await world.job(pending.id)).status == "pending"
+        return
+    stranger = await world.services.register(Credentials(email="eve@example.com", password="correct horse"))
+    assert await store.cancel_as_owner(pending.id, user_id=stranger.id, project_id=world.project_id) is None
+    assert await store.cancel_as_owner(pending.id, user_id=world.user_id, project_id="another") is None
+    assert (await world.job(pending.id)).status == "pending"
+
+    for job, previous in ((pending, "pending"), (running, "processing")):
+        before = len(published)
+        done = await store.cancel_as_owner(job.id, user_id=world.user_id, project_id=world.project_id)
+        cancelled = ev.Cancelled(
+            **base(done), cancelled_at=iso(done.updated_at), reason=CancelReason.USER_CANCELLED,
+            cancelled_by=world.user_id, previous_status=previous, progress=job.progress,
+            message=ev.CANCEL_MESSAGES[CancelReason.USER_CANCELLED])
+        assert (done.status, done.seq, done.previous_status, done.reason, done.cancelled_by) == (
+            "cancelled", job.seq + 1, previous, "user_cancelled", world.user_id)
+        assert (done.cancelled_at, done.lease_expires_at, done.message) == (done.updated_at, None, "Export cancelled")
+        stored = await world.stored_events(job.id)
+        assert stored[-1] == cancelled.to_json() and len(stored) == job.seq + 1
+        assert [(record.payload, record.rooms) for record in published[before:]] == [
+            (stored[-1], (world.user_id,))]  # handed to the listeners after the commit, once
+
+    assert await store.cancel_as_owner(pending.id, user_id=world.user_id, project_id=world.project_id) is None
+    assert (await world.services.cancel(world.user_id, world.project_id, pending.id)).seq == pending.seq + 1
+    finished = await complete(world, await store.claim((await new_job(world)).id, lease_seconds=60))
+    assert await store.cancel_as_owner(finished.id, user_id=world.user_id, project_id=world.project_id) is None
+    with pytest.raises(ExportNotCancellable):  # decided by the service through Repository
+        await world.services.cancel(world.user_id, world.project_id, finished.id)

@@ -16,7 +16,7 @@ from exportd.domain.jobs import CancelReason, EventType
 from exportd.domain.requests import Credentials, ExportRequest
 from exportd.runtime import Runtime
 from exportd.store.announcing import AnnouncingConnection
-from exportd.store.notifications import EVENTS_CHANNEL, asyncpg_dsn
+from exportd.store.notifications import EVENTS_CHANNEL, STOPS_CHANNEL, asyncpg_dsn
 from exportd.store.uow import Store
 from exportd.testing import RecordingSink, test_settings
 from tests.conftest import eventually
@@ -101,14 +101,39 @@ def _progress(job_id: str, attempt: int, step: int):
                                       lease_seconds=30)  # quotes, a backslash, Czech: sent intact with the COMMIT
 
 
-async def _heard_on(settings) -> tuple[asyncpg.Connection, list[dict]]:
-    """A plain LISTEN connection on the events channel, and the notifications it hears, decoded."""
+async def _heard_on(settings, channel: str = EVENTS_CHANNEL) -> tuple[asyncpg.Connection, list[dict]]:
+    """A plain LISTEN connection on `channel`, and the notifications it hears, decoded."""
     import json
 
     heard: list[dict] = []
     connection = await asyncpg.connect(asyncpg_dsn(settings.database_url))
-    await connection.add_listener(EVENTS_CHANNEL, lambda *args: heard.append(json.loads(args[-1])))
+    await connection.add_listener(channel, lambda *args: heard.append(json.loads(args[-1])))
     return connection, heard
+
+
+async def test_the_workers_hear_a_job_leave_its_attempt_but_not_a_new_job_arrive(node):
+    """The stops channel: cancelled, failed, and queued again (a requeue); a new job's queued takes it from no
+    attempt, and no worker needs to hear it."""
+    runtime, _, other, user, project, _ = node
+    probe, heard = await _heard_on(runtime.settings, STOPS_CHANNEL)
+    try:
+        job = await _job_of_another_process(other, user, project)
+        first = await other.apply(lambda repo: repo.claim(job.id, lease_seconds=30))
+        await other.apply(lambda repo: repo.requeue(job.id, first.attempt, lease_expired_before=None))
+        second = await other.apply(lambda repo: repo.claim(job.id, lease_seconds=30))
+        await other.apply(lambda repo: repo.fail(job.id, second.attempt, error="boom", code="EXPORT_FAILED",
+                                                 retryable=False))
+        cancelled = await _job_of_another_process(other, user, project)
+        await other.apply(lambda repo: repo.cancel(cancelled.id, reason=CancelReason.USER_CANCELLED,
+                                                   cancelled_by=user.id))
+        await eventually(lambda: any(note["jobId"] == cancelled.id for note in heard),
+                         message="the last job's cancel on the stops channel")
+    finally:
+        await probe.close()
+    # notifications arrive in commit order: once the last is heard, every earlier one would have been
+    assert [(note["jobId"], note["seq"], note["type"]) for note in heard] == [
+        (job.id, 3, EventType.QUEUED.value), (job.id, 5, EventType.FAILED.value),
+        (cancelled.id, 2, EventType.CANCELLED.value)]
 
 
 async def test_every_event_is_announced_with_its_stored_payload_progress_after_its_commit(node):

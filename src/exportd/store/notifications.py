@@ -2,8 +2,9 @@
 
 Every event but progress is announced by a trigger on ``export_events``
 (migrations 0004 and 0005) that calls ``pg_notify`` inside the transaction
-that writes it (on ``exportd_events``; the cancelled, failed and queued ones
-also on ``exportd_stops``, which workers hear), so the notification leaves only
+that writes it (on ``exportd_events``; the cancelled and failed ones, and the
+queued one of a job handed back to the queue, also on ``exportd_stops``, which
+workers hear; migration 0009), so the notification leaves only
 when that transaction commits, in commit order, and is never lost once the
 event is. Progress events, most of the traffic, are announced with the COMMIT
 of their transaction, in a transaction of its own that PostgreSQL runs right

@@ -296,7 +296,7 @@ class Repository:
         return [row.payload for row in self.conn.execute(query)]
 
     def active_jobs(self, *, project_id: str | None = None, user_id: str | None = None) -> Sequence[Row]:
-        query = select(export_jobs).where(export_jobs.c.status.in_([s.value for s in ACTIVE]))
+        query = select(export_jobs).where(sql.status_among(ACTIVE))
         if project_id is not None:
             query = query.where(export_jobs.c.project_id == project_id)
         if user_id is not None:
@@ -306,7 +306,7 @@ class Repository:
     def pending_job_ids(self) -> list[str]:
         query = (
             select(export_jobs.c.id)
-            .where(export_jobs.c.status == JobStatus.PENDING)
+            .where(sql.status_among((JobStatus.PENDING,)))
             .order_by(export_jobs.c.created_at, export_jobs.c.id)
         )
         return [row.id for row in self.conn.execute(query)]
@@ -315,7 +315,7 @@ class Repository:
         """Jobs pending, unchanged for `older_than_seconds`: their broker message may have been lost."""
         query = (
             select(export_jobs.c.id)
-            .where(export_jobs.c.status == JobStatus.PENDING,
+            .where(sql.status_among((JobStatus.PENDING,)),
                    export_jobs.c.updated_at < self.now() - timedelta(seconds=older_than_seconds))
             .order_by(export_jobs.c.created_at, export_jobs.c.id)
         )
@@ -328,19 +328,19 @@ class Repository:
 
     def expired_leases(self, now: datetime) -> Sequence[Row]:
         query = select(export_jobs).where(
-            export_jobs.c.status == JobStatus.PROCESSING, export_jobs.c.lease_expires_at < now
+            sql.status_among((JobStatus.PROCESSING,)), export_jobs.c.lease_expires_at < now
         )
         return (self.conn.execute(query)).all()
 
     def overdue_jobs(self, started_before: datetime) -> Sequence[Row]:
         query = select(export_jobs).where(
-            export_jobs.c.status == JobStatus.PROCESSING, export_jobs.c.started_at < started_before
+            sql.status_among((JobStatus.PROCESSING,)), export_jobs.c.started_at < started_before
         )
         return (self.conn.execute(query)).all()
 
     def expired_files(self, completed_before: datetime) -> Sequence[Row]:
         query = select(export_jobs.c.id, export_jobs.c.file_path).where(
-            export_jobs.c.status == JobStatus.COMPLETED,
+            sql.status_among((JobStatus.COMPLETED,)),
             export_jobs.c.completed_at < completed_before,
             export_jobs.c.expired_at.is_(None),
         )

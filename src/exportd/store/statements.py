@@ -15,12 +15,32 @@ from __future__ import annotations
 
 from functools import cache
 
-from sqlalchemy import Float, and_, bindparam, exists, func, insert, literal, or_, select, update
+from sqlalchemy import Float, and_, bindparam, exists, func, insert, literal, literal_column, or_, select, update
 
 from exportd.domain.jobs import ACTIVE, JobStatus, Transition
 from exportd.store.tables import UTCDateTime, export_events, export_jobs, project_shares, projects, users
 
 jobs = export_jobs
+
+def status_in(statuses):
+    """A transition's guard on the job's status, ``status IS NOT DISTINCT FROM …`` ORed (an IN of a list is an
+    expanding parameter, re-rendered every run).
+
+    For a column that is never NULL that is equality, but written so that no index can serve it: neither an index
+    on the status nor a partial index whose predicate names it (migration 0007) can be matched to it. A guarded
+    transition then always finds its job by the primary key. With ``status = …`` the planner, on statistics taken
+    while the queue was empty, believed pending jobs rare and scanned every one of them to find one (a claim read
+    the whole backlog)."""
+    return or_(*(jobs.c.status.is_not_distinct_from(literal(status.value)) for status in sorted(statuses)))
+
+
+def status_among(statuses, table=jobs):
+    """A read's filter on the status, ``status = '…'`` or ``status IN ('…', …)``, written as the predicate of the
+    partial index that holds just those jobs (migration 0007), values and all: SQLite uses a partial index only
+    for the very same term, and PostgreSQL only when it knows the values, whatever its plan cache does."""
+    values = [literal_column(f"'{status.value}'") for status in sorted(statuses)]
+    return table.c.status == values[0] if len(values) == 1 else table.c.status.in_(values)
+
 
 #: extra WHERE conditions a transition may add, by name
 GUARDS = {
@@ -30,7 +50,7 @@ GUARDS = {
     "progress_not_above": jobs.c.progress <= bindparam("new_progress"),
     #: fences a transition that is not always a worker's: that attempt still holds the job (a requeued job is
     #: pending with its last attempt's number, and no attempt holds it)
-    "held_by": and_(jobs.c.attempt == bindparam("guard_attempt"), jobs.c.status == JobStatus.PROCESSING.value),
+    "held_by": and_(jobs.c.attempt == bindparam("guard_attempt"), status_in((JobStatus.PROCESSING,))),
 }
 
 #: SET values computed from the row itself rather than passed in
@@ -54,11 +74,6 @@ def lease_from_now(db_clock: bool):
     if not db_clock:
         return bindparam("new_lease_expires_at")
     return DB_CLOCK + func.make_interval(0, 0, 0, 0, 0, 0, bindparam("lease_seconds", type_=Float))
-
-
-def status_in(statuses):
-    """`status IN (…)` as ORs of plain parameters: an IN of a list is an expanding parameter, re-rendered every run."""
-    return or_(*(jobs.c.status == literal(status.value) for status in sorted(statuses)))
 
 
 @cache
@@ -97,7 +112,7 @@ def _renew_lease(db_clock: bool):
     """The lease renewal of a worker's attempt: fenced by status and attempt, no event."""
     return (
         update(jobs)
-        .where(jobs.c.id == bindparam("job_id"), jobs.c.status == JobStatus.PROCESSING.value,
+        .where(jobs.c.id == bindparam("job_id"), status_in((JobStatus.PROCESSING,)),
                jobs.c.attempt == bindparam("guard_attempt"))
         .values(lease_expires_at=lease_from_now(db_clock))
     )
@@ -106,7 +121,7 @@ def _renew_lease(db_clock: bool):
 RENEW_LEASE = _renew_lease(db_clock=False)
 RENEW_LEASE_DB_CLOCK = _renew_lease(db_clock=True)
 QUEUE_POSITION = select(func.count()).where(
-    jobs.c.status == JobStatus.PENDING.value,
+    status_among((JobStatus.PENDING,)),
     jobs.c.created_at <= bindparam("created_at"),
     jobs.c.id != bindparam("job_id"),
 )
@@ -119,11 +134,12 @@ _earlier = jobs.alias("earlier")
 #: a new job stamped by the database's clock, returned with its queue position (PostgreSQL): `QUEUE_POSITION` of
 #: the new row in the same statement, whose snapshot does not hold the new row yet
 INSERT_QUEUED_JOB_DB_CLOCK = select(*_new_job.c, select(func.count()).where(
-    _earlier.c.status == JobStatus.PENDING.value, _earlier.c.created_at <= _new_job.c.created_at,
+    status_among((JobStatus.PENDING,), _earlier),
+    _earlier.c.created_at <= _new_job.c.created_at,
     _earlier.c.id != _new_job.c.id).scalar_subquery().label("queue_position"))
 LAST_PROCESSING_TIME = (
     select(jobs.c.processing_time)
-    .where(jobs.c.project_id == bindparam("project_id"), jobs.c.status == JobStatus.COMPLETED.value)
+    .where(jobs.c.project_id == bindparam("project_id"), status_among((JobStatus.COMPLETED,)))
     .order_by(jobs.c.completed_at.desc())
     .limit(1)
 )
@@ -147,7 +163,7 @@ JOB_FOR_USER = (
 #: counts a user's active jobs, but never past `limit`: admission only asks "fewer than the limit?"
 ACTIVE_FOR_USER = select(func.count()).select_from(
     select(jobs.c.id)
-    .where(jobs.c.user_id == bindparam("user_id"), status_in(ACTIVE))
+    .where(jobs.c.user_id == bindparam("user_id"), status_among(ACTIVE))
     .limit(bindparam("limit"))
     .subquery()
 )

@@ -106,6 +106,17 @@ polygons = Table(
     UniqueConstraint("image_id", "id", name="uq_polygons_image_id"),
 )
 
+#: the jobs each status query asks for, and only those (migration 0007): name, columns, predicate. No index but the
+#: primary key can serve a guarded lookup of one job, and none grows with the history of finished jobs
+#: but those of completed exports, which the estimate and the retention sweep read
+STATUS_INDEXES = (
+    ("ix_export_jobs_active_user", ("user_id",), "status IN ('pending', 'processing')"),
+    ("ix_export_jobs_pending_created", ("created_at",), "status = 'pending'"),
+    ("ix_export_jobs_processing_started", ("started_at",), "status = 'processing'"),
+    ("ix_export_jobs_project_completed", ("project_id", "completed_at"), "status = 'completed'"),
+    ("ix_export_jobs_completed_unexpired", ("completed_at",), "status = 'completed' AND expired_at IS NULL"),
+)
+
 export_jobs = Table(
     "export_jobs",
     metadata,
@@ -140,11 +151,11 @@ export_jobs = Table(
     Column("file_path", String(1000)),
     Column("expired_at", UTCDateTime),
     Column("discarded_at", UTCDateTime),
-    Index("ix_export_jobs_user_status", "user_id", "status"),
-    Index("ix_export_jobs_status_created", "status", "created_at"),
     Index("ix_export_jobs_project_user_created", "project_id", "user_id", "created_at"),
-    Index("ix_export_jobs_project_status_completed", "project_id", "status", "completed_at"),
-    Index("ix_export_jobs_user_file_name", "user_id", "file_name", postgresql_where=text("file_name IS NOT NULL"),
+    *(Index(name, *columns, postgresql_where=text(where), sqlite_where=text(where))
+      for name, columns, where in STATUS_INDEXES),
+    Index("ix_export_jobs_user_file_name", "user_id", "file_name", unique=True,
+          postgresql_where=text("file_name IS NOT NULL"),
           sqlite_where=text("file_name IS NOT NULL")),
 )
 

@@ -183,12 +183,12 @@ class Store:
 
     # -- a worker's hot path: one statement per transition where the database allows (see direct.py) --------
 
-    async def queue_job(self, user_id: str, project_id: str, *, options: dict[str, Any], limit: int,
+    async def queue_job(self, user_id: str, project_id: str, *, options: dict[str, Any], limit: int | None,
                         project_name: str | None) -> tuple[bool, Any]:
         """The common admission in one trip where the database allows (see direct.py): (whether the account
-        exists, the queued job, committed with its event). The job is None when it was not admitted here
-        (no such project for the user, the limit reached, or no direct path on this database): decide it
-        again through ``Repository``, which raises the right error."""
+        exists, the queued job, committed with its event). `limit` None: no per-user limit. The job is None
+        when it was not admitted here (no such project for the user, the limit reached, or no direct path on
+        this database): decide it again through ``Repository``, which raises the right error."""
         direct = getattr(self._backend, "direct", None)
         if direct is None:
             return True, None
@@ -197,6 +197,17 @@ class Store:
         if events:
             await publish_committed(self.publish(events))
         return exists, job
+
+    async def cancel_as_owner(self, job_id: str, *, user_id: str, project_id: str):
+        """The owner's cancel, committed, where the database allows one statement (see direct.py); None when it
+        changed nothing there, or there is no direct path: decide it through ``Repository``."""
+        direct = getattr(self._backend, "direct", None)
+        if direct is None:
+            return None
+        job, events = await direct.cancel(job_id, user_id=user_id, project_id=project_id)
+        if events:
+            await publish_committed(self.publish(events))
+        return job
 
     async def claim(self, job_id: str, *, lease_seconds: float):
         """`Repository.claim`, committed; None when another transition won."""
