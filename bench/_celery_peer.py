@@ -9,7 +9,8 @@ the ZIP:
   served by uvicorn, with one plain HTTP route, ``POST /jobs``, that inserts the
   job row (one INSERT on an asyncpg pool), emits ``export:queued`` to the
   owner's room and sends the Celery task. No authentication: a socket names its
-  user in its ``auth``.
+  user in its ``auth``. uvicorn runs at its default log level, as ``exportd
+  serve`` does (an access log line per request on each side).
 * **the task** (``peer_export``, run by ``celery -A _celery_peer worker``,
   prefork): reads the job row, marks it ``processing`` with a plain UPDATE and
   emits ``export:started``; reads the project's images (the same query shape
@@ -196,7 +197,8 @@ def node(port: int) -> None:
         peer_export.delay(job_id)
         return await _answer(send, 202, {"id": job_id, "status": "pending"})
 
-    uvicorn.run(socketio.ASGIApp(sio, other_asgi_app=http), host="127.0.0.1", port=port, log_level="warning",
+    # uvicorn's default log level, the one ``exportd serve`` runs at: each side writes its access log line
+    uvicorn.run(socketio.ASGIApp(sio, other_asgi_app=http), host="127.0.0.1", port=port, log_level="info",
                 lifespan="on")
 
 
