@@ -29,21 +29,31 @@ SECRET = test_settings("unused").secret_key
 
 
 class HeldItems(ItemGate):
-    """An ItemGate that can be opened for good, so no pipeline thread outlives the test waiting on it."""
+    """An ItemGate that can be opened for good, so no pipeline thread outlives the test waiting on it.
+
+    Every attempt of a job is held at its k-th item, a retry too, and a held item waits until the test
+    releases it (or opens the gate at teardown), not for a fixed time: a job a test holds does not
+    complete behind its back, however slow the machine."""
+
+    HOLD_SECONDS = 300.0  #: only so a pipeline thread cannot outlive a broken teardown for ever
 
     def __init__(self, after: int) -> None:
         super().__init__(after)
         self.opened = False
         self._known: set[str] = set()
+        self._per_attempt: dict[tuple[str, int], int] = {}
         self._lock = threading.Lock()  # the pipeline threads call in; the test opens from the loop
 
     def __call__(self, job_id: str, attempt: int) -> None:
         with self._lock:
+            self.items[job_id] += 1
             if self.opened:
-                self.items[job_id] += 1
                 return
             self._known.add(job_id)
-        super().__call__(job_id, attempt)
+            count = self._per_attempt[job_id, attempt] = self._per_attempt.get((job_id, attempt), 0) + 1
+        if count == self.after:
+            self._arrived[job_id].set()
+            self._open[job_id].wait(self.HOLD_SECONDS)
 
     def open_all(self) -> None:
         with self._lock:

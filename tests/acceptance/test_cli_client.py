@@ -16,7 +16,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.acceptance.support import App, running, status, until_status
+from tests.acceptance.support import App, log, running, status, until_status
 from tests.conftest import eventually
 
 EXPORTD = Path(sys.executable).with_name("exportd")
@@ -127,7 +127,7 @@ async def _interrupted_export(tmp_path: Path, *, wait_until_processing: bool, si
             process.send_signal(signal_number)
             result = await finished(process)
 
-            assert result.code == exit_code, result
+            assert result.code == exit_code, (result, await log(http, project_id, job["id"]))
             assert "Traceback" not in result.err and "Unclosed" not in result.err, result.err
             assert (await status(http, project_id, job["id"]))["status"] == "cancelled"
         assert list(out.iterdir()) == []  # no file at --out, and no temporary file beside it
