@@ -206,7 +206,7 @@ def _queue(limited: bool) -> str:
     active jobs, counted under the user's lock (taken by LOCK_EXISTING_USER just before, so this statement's
     snapshot has every admission that held the lock before). $1 user, $2 project, $3 new id, $4 options (JSON),
     $5 the name the request gave the project, or NULL for its own, $6 the limit."""
-    under_limit = f"""
+    under_limit = f"""\
        AND (SELECT count(*) FROM (SELECT 1 FROM export_jobs AS active
                                    WHERE active.user_id = $1 AND active.status IN ('{JobStatus.PENDING.value}',
                                                                                    '{JobStatus.PROCESSING.value}')
@@ -216,7 +216,8 @@ WITH project AS (
     SELECT projects.id, projects.name FROM projects
      WHERE projects.id = $2 AND projects.deleted_at IS NULL
        AND (projects.owner_id = $1 OR EXISTS (SELECT 1 FROM project_shares AS share
-                                               WHERE share.project_id = projects.id AND share.user_id = $1)){under_limit}
+                                               WHERE share.project_id = projects.id AND share.user_id = $1))
+{under_limit}
 ), moved AS (
     INSERT INTO export_jobs (id, project_id, user_id, status, seq, attempt, progress, options, project_name,
                              warnings, created_at, updated_at)
@@ -345,7 +346,7 @@ class DirectStatements:
                 except asyncpg.UniqueViolationError as error:
                     if error.constraint_name != NAMES_INDEX:
                         raise
-                    continue  # another completion took the name after our snapshot, and committed
+                    # another completion took the name after our snapshot, and committed: the next turn chooses again
             raise RuntimeError(f"no unused name among {list(names)} after {len(names) + 1} tries")
 
         return _moved(await self._run(statement), EventType.COMPLETED)

@@ -22,6 +22,7 @@ from exportd.store.tables import UTCDateTime, export_events, export_jobs, projec
 
 jobs = export_jobs
 
+
 def status_in(statuses):
     """A transition's guard on the job's status, ``status IS NOT DISTINCT FROM …`` ORed (an IN of a list is an
     expanding parameter, re-rendered every run).

@@ -192,11 +192,15 @@ class Store:
         direct = getattr(self._backend, "direct", None)
         if direct is None:
             return True, None
-        exists, job, events = await direct.queue(user_id, project_id, job_id=new_id(), options=options,
-                                                 limit=limit, project_name=project_name or None)
+        exists, *moved = await direct.queue(user_id, project_id, job_id=new_id(), options=options, limit=limit,
+                                            project_name=project_name or None)
+        return exists, await self._published(*moved)
+
+    async def _published(self, job, events: list[EventRecord]):
+        """A direct statement's job, once the events it committed are handed to the listeners."""
         if events:
             await publish_committed(self.publish(events))
-        return exists, job
+        return job
 
     async def cancel_as_owner(self, job_id: str, *, user_id: str, project_id: str):
         """The owner's cancel, committed, where the database allows one statement (see direct.py); None when it
@@ -204,20 +208,14 @@ class Store:
         direct = getattr(self._backend, "direct", None)
         if direct is None:
             return None
-        job, events = await direct.cancel(job_id, user_id=user_id, project_id=project_id)
-        if events:
-            await publish_committed(self.publish(events))
-        return job
+        return await self._published(*await direct.cancel(job_id, user_id=user_id, project_id=project_id))
 
     async def claim(self, job_id: str, *, lease_seconds: float):
         """`Repository.claim`, committed; None when another transition won."""
         direct = getattr(self._backend, "direct", None)
         if direct is None:
             return await self.apply(lambda repo: repo.claim(job_id, lease_seconds=lease_seconds))
-        job, events = await direct.claim(job_id, lease_seconds=lease_seconds)
-        if events:
-            await publish_committed(self.publish(events))
-        return job
+        return await self._published(*await direct.claim(job_id, lease_seconds=lease_seconds))
 
     async def progress(self, job_id: str, attempt: int, *, progress: float, stage: str, current: int, total: int,
                        message: str, eta_seconds: float | None, lease_seconds: float, item: str | None = None):
@@ -228,12 +226,9 @@ class Store:
             return await self.apply(lambda repo: repo.progress(
                 job_id, attempt, progress=progress, stage=stage, current=current, total=total, message=message,
                 eta_seconds=eta_seconds, lease_seconds=lease_seconds, item=item))
-        job, events = await direct.progress(job_id, attempt, progress=progress, stage=stage, current=current,
-                                            total=total, message=message, eta_seconds=eta_seconds,
-                                            lease_seconds=lease_seconds, item=item)
-        if events:
-            await publish_committed(self.publish(events))
-        return job
+        return await self._published(*await direct.progress(
+            job_id, attempt, progress=progress, stage=stage, current=current, total=total, message=message,
+            eta_seconds=eta_seconds, lease_seconds=lease_seconds, item=item))
 
     async def complete(self, job_id: str, attempt: int, *, user_id: str, publish: Callable[[], str],
                        names: Sequence[str], export_size: int, warnings: list[str], processing_time: float):
@@ -245,12 +240,9 @@ class Store:
             return await self.apply(lambda repo: repo.complete(
                 job_id, attempt, file_path=publish(), file_name=repo.unused_export_name(user_id, job_id, names),
                 export_size=export_size, warnings=warnings, processing_time=processing_time))
-        job, events = await direct.complete(job_id, attempt, user_id=user_id, file_path=publish(), names=names,
-                                            export_size=export_size, warnings=warnings,
-                                            processing_time=processing_time)
-        if events:
-            await publish_committed(self.publish(events))
-        return job
+        return await self._published(*await direct.complete(
+            job_id, attempt, user_id=user_id, file_path=publish(), names=names, export_size=export_size,
+            warnings=warnings, processing_time=processing_time))
 
     async def project_rows(self, project_id: str, image_ids: Sequence[str] | None):
         """The project's images (of `image_ids` only, if given) in order, and their polygons
