@@ -12,8 +12,8 @@ from pathlib import Path
 
 BENCHMARKS = ("cancel_latency", "event_latency", "throughput", "store_writes", "export_originals",
               "export_parallel", "export_memory", "import_masks", "cluster_scaling", "saturation",
-              "remote_cancel", "cluster_throughput", "worker_path", "fanout", "notify_commits", "cancel_real",
-              "geometry_limits", "worst_image_stages", "cancel_trips", "create_trips")
+              "remote_cancel", "cluster_throughput", "worker_path", "fanout", "notify_commits", "listener_wakeups",
+              "cancel_real", "geometry_limits", "worst_image_stages", "cancel_trips", "create_trips")
 
 
 def main() -> int:

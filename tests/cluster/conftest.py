@@ -95,6 +95,16 @@ def long_lease_cluster(tmp_path, postgres, redis_binary) -> Iterator[Cluster]:
 
 
 @pytest.fixture
+def signals_only_cluster(tmp_path, postgres, redis_binary) -> Iterator[Cluster]:
+    """A cluster of the test's own whose workers look at the store only every 30 s (no progress write, no
+    lease renewal, no store check sooner) and whose janitor sweeps every 300 s: a running export stops
+    within seconds only by the stop signal its worker hears."""
+    yield from _start(tmp_path, redis_binary, EXPORTD_STORE_CHECK_SECONDS="30", EXPORTD_PROGRESS_INTERVAL_SECONDS="30",
+                      EXPORTD_LEASE_SECONDS="300", EXPORTD_JANITOR_INTERVAL_SECONDS="300",
+                      EXPORTD_PIPELINE_ITEM_DELAY_SECONDS="0.5")
+
+
+@pytest.fixture
 def short_limit_cluster(tmp_path, postgres, redis_binary) -> Iterator[Cluster]:
     """A cluster of the test's own whose exports may run 3 s."""
     yield from _start(tmp_path, redis_binary, EXPORTD_JOB_TIMEOUT_SECONDS="3")

@@ -31,6 +31,24 @@ TERMINAL = ("completed", "failed", "cancelled")
 HOLD_PREFIX = "exportd:holds:"
 
 
+def proc_stat(path: Path) -> list[str]:
+    """The fields of a /proc stat file after the command's name: [state, ppid, pgrp, …]."""
+    return path.read_text().rsplit(")", 1)[1].split()
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (a worker's prefork children)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int(proc_stat(entry / "stat")[1]) == pid:
+                    found.append(int(entry.name))
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+    return found
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -6,31 +6,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.cluster.support import Cluster
+from tests.cluster.support import Cluster, children, proc_stat
 from tests.conftest import eventually
 
 DEFAULT_NICE = 10
 
 
-def _fields(path: Path) -> list[str]:
-    """The fields of a /proc stat file after the command's name: [state, ppid, pgrp, …]."""
-    return path.read_text().rsplit(")", 1)[1].split()
-
-
 def thread_niceness(pid: int) -> set[int]:
-    return {int(_fields(task / "stat")[16]) for task in Path(f"/proc/{pid}/task").iterdir()}
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int(_fields(entry / "stat")[1]) == pid:
-                    found.append(int(entry.name))
-            except (FileNotFoundError, ProcessLookupError):
-                pass
-    return found
+    return {int(proc_stat(task / "stat")[16]) for task in Path(f"/proc/{pid}/task").iterdir()}
 
 
 async def test_worker_children_run_niced_and_api_nodes_keep_their_priority(cluster: Cluster):

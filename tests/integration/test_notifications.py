@@ -243,3 +243,40 @@ async def test_a_rolled_back_progress_is_never_announced(node):
     assert [n["payload"] for n in heard if n["jobId"] == job.id] == stored[-2:]
     assert "rolled back" not in [p.get("message") for p in stored]
     await eventually(lambda: sink.by_job[job.id] == stored, message="the node to emit the whole log")
+
+
+async def test_a_worker_relays_each_stop_to_its_children_and_asks_them_to_check_the_store_after_a_deaf_spell(node):
+    """The one LISTEN connection of a worker process (`StopRelay`), and a child's inbox, both in this process."""
+    import os
+
+    from exportd.engine.stops import StopInbox, StopRelay, new_token
+
+    runtime, _, other, user, project, _ = node
+    token = new_token()
+    stops: list[tuple[str, int, str]] = []
+    resyncs: list[int] = []
+    inbox = StopInbox(token, on_records=lambda records: stops.extend((r.job_id, r.seq, r.type) for r in records),
+                      on_resync=lambda: resyncs.append(1))
+    inbox.attach(asyncio.get_running_loop())
+    relay = StopRelay(runtime.settings.database_url, token=token, children=lambda: [os.getpid(), 1],
+                      check_seconds=0.2)
+    await asyncio.to_thread(relay.start)
+    try:
+        job = await _job_of_another_process(other, user, project)
+        claimed = await other.apply(lambda repo: repo.claim(job.id, lease_seconds=30))
+        await other.apply(_progress(job.id, claimed.attempt, 1))
+        await other.apply(lambda repo: repo.cancel(job.id, reason=CancelReason.USER_CANCELLED, cancelled_by=user.id))
+        await eventually(lambda: stops, message="the cancel relayed to the child")
+        assert stops == [(job.id, 4, EventType.CANCELLED)]  # only the stop: not the queued, started, progress
+        assert relay.missed >= 1  # process 1 has no inbox: its datagram is dropped, the others still go
+
+        admin = await asyncpg.connect(asyncpg_dsn(runtime.settings.database_url))
+        try:
+            await admin.execute("SELECT pg_terminate_backend($1)", relay.listener.backend_pid)
+        finally:
+            await admin.close()
+        await eventually(lambda: resyncs, message="the child told to check the store after the reconnection")
+        assert relay.listener.reconnects == 1
+    finally:
+        await asyncio.to_thread(relay.stop)
+        inbox.close()

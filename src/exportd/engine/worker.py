@@ -1,12 +1,13 @@
 """``exportd worker``: a Celery worker (prefork pool) whose tasks run exports with the shared runner.
 
-Each prefork child builds, once, after the fork: an event loop on a thread of
-its own, a store, a `JobRunner`, and a LISTEN connection that hears the
-cluster's stopping events (a cancel committed on any API node, a project
-deleted, a share revoked, a lease reaped) and sets the running job's stop
-signal at once. A task (the job id only) waits for ``runner.run_job`` on that
-loop. The store check of the runner stays the fallback when no notification
-comes. CPU-heavy steps run inline: the prefork pool is the process pool here,
+The worker's main process keeps the one LISTEN connection of the worker
+(`engine/stops.py`): it hears the cluster's stopping events (a cancel committed
+on any API node, a project deleted, a share revoked, a lease reaped) and hands
+them to every child, which sets its running job's stop signal at once. Each
+prefork child builds, once, after the fork: an event loop on a thread of its
+own, a store, a `JobRunner`, and the inbox of those stop signals. A task (the
+job id only) waits for ``runner.run_job`` on that loop. The store check of the
+runner stays the fallback when no stop signal comes. CPU-heavy steps run inline: the prefork pool is the process pool here,
 and each child yields the CPU to API nodes on the same machine: its main thread
 lowers its priority by ``EXPORTD_EXPORT_NICE`` before it starts any other
 thread, which inherit it.
@@ -27,31 +28,41 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Sequence
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init, worker_process_shutdown, worker_shutting_down
+from celery.signals import (
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_shutdown,
+    worker_shutting_down,
+)
 
 from exportd.config import Settings
-from exportd.domain.events import EventRecord
 from exportd.engine.celery_app import RUN_EXPORT, CeleryDispatcher, create_celery
 from exportd.engine.children import die_with_parent, lower_priority
 from exportd.engine.hooks import EngineHooks
 from exportd.engine.runner import JobRunner
+from exportd.engine.stops import StopInbox, StopRelay, new_token
 from exportd.storage import LocalStorage
-from exportd.store.notifications import STOPS_CHANNEL, CommitListener
 from exportd.store.uow import Store
 
 log = logging.getLogger(__name__)
 
 
 class WorkerProcess:
-    """What one prefork child runs: the loop, the store, the runner, the listener."""
+    """What one prefork child runs: the loop, the store, the runner, the inbox of its worker's stop signals.
 
-    def __init__(self, settings: Settings, celery: Celery, hooks: EngineHooks | None = None) -> None:
+    Without `stops` (a token of `StopRelay`), the child hears of stops only through the runner's store check.
+    """
+
+    def __init__(self, settings: Settings, celery: Celery, hooks: EngineHooks | None = None,
+                 stops: str | None = None) -> None:
         self.settings = settings.model_copy(update={"export_processes": 0})
         self.celery = celery
         self.hooks = hooks
+        self.stops = stops
+        self.inbox: StopInbox | None = None
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="exportd-worker-loop", daemon=True)
         self._thread.start()
@@ -65,11 +76,10 @@ class WorkerProcess:
         self.dispatcher = CeleryDispatcher(self.celery, settings)  # a job this process gives back goes to the broker
         self.store.subscribe(self.runner.on_events)
         self.store.subscribe(self.dispatcher.on_events)
-        self.listener = CommitListener(settings.database_url, channel=STOPS_CHANNEL, on_records=self._heard,
-                                       on_resync=self._resync, check_seconds=settings.listener_check_seconds)
         await self.dispatcher.start()
-        await self.listener.start()
-        await asyncio.wait_for(self.listener.connected.wait(), 20)
+        if self.stops is not None:
+            self.inbox = StopInbox(self.stops, on_records=self.runner.on_events, on_resync=self.runner.wake_all)
+            self.inbox.attach(asyncio.get_running_loop())
 
     def run(self, job_id: str) -> None:
         """The task's body: claim and run the job, here, to its last statement."""
@@ -91,18 +101,13 @@ class WorkerProcess:
         self._thread.join(10)
 
     async def _stop(self) -> None:
-        await self.listener.stop()
+        if self.inbox is not None:
+            self.inbox.close()
         await self.dispatcher.stop()
         await self.store.close()
 
     def _call(self, coroutine, timeout: float | None = None):
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
-
-    def _heard(self, records: Sequence[EventRecord]) -> None:
-        self.runner.on_events(records)
-
-    async def _resync(self, _since) -> None:
-        self.runner.wake_all()  # every supervisor asks the store whether its attempt still holds the job
 
 
 _process: WorkerProcess | None = None
@@ -132,12 +137,14 @@ def run_worker(settings: Settings, concurrency: int, loglevel: str = "INFO") -> 
     """Run a Celery worker in this process until it is told to stop (blocks)."""
     celery = create_celery(settings)
     register_task(celery)
+    token = new_token()
+    relays: list[StopRelay] = []
 
     def start_child(**_kwargs) -> None:
         global _process
         die_with_parent()  # a prefork child never outlives its worker, even one killed with SIGKILL
         lower_priority(settings.export_nice)  # before its threads start: they inherit it
-        _process = WorkerProcess(settings, celery, worker_hooks(settings))
+        _process = WorkerProcess(settings, celery, worker_hooks(settings), stops=token)
 
     def stop_child(**_kwargs) -> None:
         if _process is not None:
@@ -150,7 +157,19 @@ def run_worker(settings: Settings, concurrency: int, loglevel: str = "INFO") -> 
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
-    worker_init.connect(lambda sender, **_: controller.append(sender), weak=False)
+    def init(sender, **_kwargs) -> None:  # in the main process, before the pool forks its children
+        controller.append(sender)
+        relay = StopRelay(settings.database_url, token=token, children=lambda: _children(sender),
+                          check_seconds=settings.listener_check_seconds)
+        relay.start()
+        relays.append(relay)
+
+    def shutdown(**_kwargs) -> None:
+        for relay in relays:
+            relay.stop()
+
+    worker_init.connect(init, weak=False)
+    worker_shutdown.connect(shutdown, weak=False)
     worker_shutting_down.connect(stopping, weak=False)
     worker_process_init.connect(start_child, weak=False)
     worker_process_shutdown.connect(stop_child, weak=False)

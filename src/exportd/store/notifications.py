@@ -71,6 +71,11 @@ def notification(record: EventRecord) -> str:
     return message
 
 
+def stop_record(note: dict) -> EventRecord:
+    """A notification as a worker reads it: the job, its seq and the event's type (the note is the payload)."""
+    return EventRecord(job_id=note["jobId"], seq=note["seq"], type=EventType(note["type"]), payload=note, rooms=())
+
+
 class CommitListener:
     def __init__(self, database_url: str, *, channel: str, on_records: OnRecords, on_resync: OnResync,
                  fetch_event: FetchEvent | None = None, check_seconds: float = 2.0, connect=None) -> None:
@@ -168,8 +173,7 @@ class CommitListener:
 
     async def _record(self, note: dict) -> EventRecord | None:
         if self._fetch_event is None:  # the listener needs no payloads (a worker's stop signals)
-            return EventRecord(job_id=note["jobId"], seq=note["seq"], type=EventType(note["type"]), payload=note,
-                               rooms=())
+            return stop_record(note)
         payload = note.get("payload")
         if payload is None:  # too large for NOTIFY: it is in the store
             payload = await self._fetch_event(note["jobId"], note["seq"])
