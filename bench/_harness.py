@@ -238,13 +238,14 @@ def cpu_seconds(pids: list[int]) -> float:
 class Groups:
     """CPU seconds used by named groups of processes between two readings."""
 
-    def __init__(self, roots: dict[str, list[int]]) -> None:
+    def __init__(self, roots: dict[str, list[int]], alone: tuple[str, ...] = ()) -> None:
         self.roots = roots
+        self.alone = ("this process", *alone)  #: groups of these processes without their children
 
     def read(self) -> dict[str, float]:
         reading = {}
         for name, pids in self.roots.items():
-            alone = name == "this process"  # its children are the other groups
+            alone = name in self.alone  # "this process": its children are the other groups
             reading[name] = cpu_seconds(pids if alone else [pid for root in pids for pid in process_tree(root)])
         return reading
 

@@ -45,7 +45,8 @@ A failed read-back prints ``READ BACK FAILED`` under the result.
 
 Printed per round: jobs/s of each side, the ratio exportd / peer (target
 >= 1.0x), the no-op floor and each side's ratio to it, the CPU time each
-process group used per job, and the load average.
+process group used per job (the workers' main processes, which hand the tasks to the
+prefork children, also apart), and the load average.
 
 Run: ``.venv/bin/python bench/cluster_throughput.py [--jobs 1000] [--rounds 2] [--producers 8]``
 Needs PostgreSQL (``EXPORTD_TEST_PG_DSN``), redis-server, and psycopg 3 (``pip install -e '.[bench]'``).
@@ -325,9 +326,11 @@ async def main() -> None:
         groups = Groups({
             "exportd API node": [node_["pid"] for node_ in cluster["api"]],
             "exportd workers": [worker["pid"] for worker in cluster["workers"]],
+            "exportd workers: main processes": [worker["pid"] for worker in cluster["workers"]],
             "peer node": [node.pid], "peer workers": [peer.pid for peer in peers],
+            "peer workers: main processes": [peer.pid for peer in peers],
             "redis": [redis.pid], "postgres (whole server)": postgres_pids(), "this process": [os.getpid()],
-        })
+        }, alone=("exportd workers: main processes", "peer workers: main processes"))
         for side in sides.values() if args.warmup else ():  # warm-up: forks done, imports and caches paid
             await side.run(args.warmup, args.producers)
         print(f"  warm-up: {args.warmup} jobs a side done; {load()}", flush=True)

@@ -84,15 +84,23 @@ class StopRelay:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="exportd-stop-relay", daemon=True)
 
-    def start(self, timeout: float = 20.0) -> None:
-        """Listen; returns once LISTEN is active, so no child runs an export before a stop can reach it."""
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(timeout + 5)
-        asyncio.run_coroutine_threadsafe(asyncio.wait_for(self.listener.connected.wait(), timeout),
-                                         self.loop).result(timeout + 5)
+    def start(self, timeout: float = 20.0) -> bool:
+        """Listen; returns once LISTEN is active, so no child runs an export before a stop can reach it.
 
-    async def _start(self) -> None:
+        False if it is not active within `timeout` (the database is unreachable): the listener goes on
+        trying, and until it succeeds the runners' store checks stop the jobs.
+        """
+        self._thread.start()
+        return asyncio.run_coroutine_threadsafe(self._start(timeout), self.loop).result()
+
+    async def _start(self, timeout: float) -> bool:
         await self.listener.start()
+        try:
+            await asyncio.wait_for(self.listener.connected.wait(), timeout)
+        except TimeoutError:
+            log.warning("stops: not listening after %.0f s; the store checks stop jobs until it is", timeout)
+            return False
+        return True
 
     def stop(self) -> None:
         if not self._thread.is_alive():

@@ -161,8 +161,8 @@ def run_worker(settings: Settings, concurrency: int, loglevel: str = "INFO") -> 
         controller.append(sender)
         relay = StopRelay(settings.database_url, token=token, children=lambda: _children(sender),
                           check_seconds=settings.listener_check_seconds)
-        relay.start()
         relays.append(relay)
+        relay.start()
 
     def shutdown(**_kwargs) -> None:
         for relay in relays:

@@ -1,10 +1,11 @@
-"""A worker's stops travel to its children as datagrams of JSON arrays: in order, none too large, none lost."""
+"""A worker's stops travel to its children as datagrams of JSON arrays: in order, none too large, none lost;
+a worker whose database is unreachable at its start still starts, and says so."""
 
 from __future__ import annotations
 
 import json
 
-from exportd.engine.stops import MAX_DATAGRAM, address, datagrams
+from exportd.engine.stops import MAX_DATAGRAM, StopRelay, address, datagrams, new_token
 
 
 def test_a_batch_of_stops_is_split_into_datagrams_that_keep_their_order_and_each_fit():
@@ -25,3 +26,14 @@ def test_a_small_batch_is_one_datagram_and_no_batch_is_none():
 def test_each_child_of_each_worker_has_an_address_of_its_own_outside_the_file_system():
     assert address("t1", 10) != address("t1", 11) != address("t2", 10)
     assert address("t1", 10).startswith(b"\0")
+
+
+def test_a_relay_that_cannot_reach_the_database_gives_up_waiting_says_so_and_keeps_trying(caplog):
+    relay = StopRelay("postgresql+asyncpg://exportd@127.0.0.1:1/exportd", token=new_token(), children=list)
+    try:
+        assert relay.start(timeout=0.3) is False
+        assert "not listening" in caplog.text
+        assert relay._thread.is_alive() and not relay.listener.connected.is_set()
+    finally:
+        relay.stop()
+    assert not relay._thread.is_alive()
