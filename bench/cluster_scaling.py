@@ -71,6 +71,17 @@ async def admin(statement: str) -> None:
         await connection.close()
 
 
+@contextlib.asynccontextmanager
+async def scratch_database() -> AsyncIterator[str]:
+    """A fresh, empty database of the benchmark's own on the test server (its libpq DSN), dropped afterwards."""
+    name = f"exportd_bench_{uuid.uuid4().hex[:10]}"
+    await admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN_DSN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @dataclass
 class BenchCluster:
     """A cluster of a benchmark's own: its settings (`env`), and `start` to run `deploy/cluster.py` on them."""

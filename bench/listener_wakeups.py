@@ -32,11 +32,10 @@ import asyncio
 import os
 import statistics
 import time
-import uuid
 
 import asyncpg
 from _harness import Groups, cpu_seconds, header, postgres_pids
-from cluster_scaling import PG_ADMIN_DSN, admin
+from cluster_scaling import scratch_database
 
 
 async def measure(dsn: str, listeners: int, commits: int) -> dict[str, float]:
@@ -65,10 +64,7 @@ async def measure(dsn: str, listeners: int, commits: int) -> dict[str, float]:
 async def run(args: argparse.Namespace) -> None:
     if not postgres_pids():
         raise SystemExit("this benchmark reads PostgreSQL's CPU from /proc: the server must run on this machine")
-    name = f"exportd_bench_{uuid.uuid4().hex[:10]}"
-    await admin(f'CREATE DATABASE "{name}"')
-    dsn = PG_ADMIN_DSN.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    async with scratch_database() as dsn:
         setup = await asyncpg.connect(dsn)
         await setup.execute("CREATE TABLE wakeups(id bigserial PRIMARY KEY, v int)")
         version = await setup.fetchval("SHOW server_version")
@@ -93,8 +89,6 @@ async def run(args: argparse.Namespace) -> None:
             print(f"  {count:>9}  {server * 1e6:8.1f} ({rounds:>11})  {server / base:7.2f}x  "
                   f"{listened * 1e6:20.1f}  {each}  {rate:9.0f}")
         print(f"  load average: {' '.join(f'{value:.2f}' for value in os.getloadavg())}")
-    finally:
-        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def main() -> None:

@@ -37,11 +37,10 @@ import argparse
 import asyncio
 import os
 import time
-import uuid
 
 import asyncpg
 from _harness import header
-from cluster_scaling import PG_ADMIN_DSN, admin
+from cluster_scaling import scratch_database
 
 MODES = ("none", "in-tx", "after", "with-commit")
 
@@ -70,10 +69,7 @@ async def commit_loop(dsn: str, mode: str, until: float) -> int:
 
 
 async def run(args: argparse.Namespace) -> None:
-    name = f"exportd_bench_{uuid.uuid4().hex[:10]}"
-    await admin(f'CREATE DATABASE "{name}"')
-    dsn = PG_ADMIN_DSN.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    async with scratch_database() as dsn:
         setup = await asyncpg.connect(dsn)
         await setup.execute("CREATE TABLE notify_rate(id bigserial PRIMARY KEY, v int)")
         synchronous = await setup.fetchval("SHOW synchronous_commit")
@@ -91,8 +87,6 @@ async def run(args: argparse.Namespace) -> None:
         for mode in MODES:
             print(f"  {mode:<11} " + ", ".join(f"{rate:7.0f} commits/s" for rate in rates[mode]))
         print(f"  load average: {' '.join(f'{value:.2f}' for value in os.getloadavg())}")
-    finally:
-        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def main() -> None:

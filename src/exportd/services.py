@@ -291,7 +291,7 @@ class Services:
         def admit(repo: Repository) -> tuple[Row, bool]:
             if not repo.lock_existing_user(user_id):  # held to the commit: admissions of one user queue here
                 raise errors.Unauthorized("The account no longer exists.")
-            project = repo.project_for_admission(user_id, project_id, limit=limit or 1)
+            project = repo.project_for_admission(user_id, project_id, limit=limit or 0)  # no limit: count none
             if project is None:
                 raise errors.ProjectNotFound()
             if idempotency_key is not None:

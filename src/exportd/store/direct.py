@@ -70,7 +70,7 @@ from exportd.domain.errors import StoreUnavailable
 from exportd.domain.events import CANCEL_MESSAGES, EventRecord, phase_of
 from exportd.domain.jobs import CancelReason, EventType, JobStatus
 from exportd.faults import store_fault
-from exportd.store.tables import UTCDateTime, export_jobs
+from exportd.store.tables import NAMES_INDEX, UTCDateTime, export_jobs
 
 #: the columns of a job row, in the table's order
 COLUMNS = tuple(column.name for column in export_jobs.c)
@@ -150,9 +150,6 @@ WITH moved AS (
 )
 {_RETURN}
 """
-
-#: the unique index of each user's export names (migration 0008)
-NAMES_INDEX = "ix_export_jobs_user_file_name"
 
 #: the most names a completion chooses among (``export_file_names`` gives three: plain, short id, whole id)
 MAX_NAMES = 3

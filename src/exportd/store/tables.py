@@ -117,6 +117,9 @@ STATUS_INDEXES = (
     ("ix_export_jobs_completed_unexpired", ("completed_at",), "status = 'completed' AND expired_at IS NULL"),
 )
 
+#: the unique index of each user's export names (migration 0008): a completion that met it chooses again
+NAMES_INDEX = "ix_export_jobs_user_file_name"
+
 export_jobs = Table(
     "export_jobs",
     metadata,
@@ -154,7 +157,7 @@ export_jobs = Table(
     Index("ix_export_jobs_project_user_created", "project_id", "user_id", "created_at"),
     *(Index(name, *columns, postgresql_where=text(where), sqlite_where=text(where))
       for name, columns, where in STATUS_INDEXES),
-    Index("ix_export_jobs_user_file_name", "user_id", "file_name", unique=True,
+    Index(NAMES_INDEX, "user_id", "file_name", unique=True,
           postgresql_where=text("file_name IS NOT NULL"),
           sqlite_where=text("file_name IS NOT NULL")),
 )
