@@ -250,6 +250,49 @@ class Groups:
         return reading
 
 
+def _socket_inodes_by_local_port() -> dict[int, str]:
+    """TCP sockets of this machine (IPv4 and IPv6): local port -> socket inode."""
+    found: dict[int, str] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            found.setdefault(int(fields[1].rsplit(":", 1)[1], 16), fields[9])
+    return found
+
+
+async def backends_by_client(dsn: str, groups: dict[str, list[int]]) -> dict[str, list[int]]:
+    """PostgreSQL's backend processes serving each group of processes (roots and their children), by
+    their TCP connections: the backend's ``client_port`` in ``pg_stat_activity`` is a local port of one
+    of the group's sockets. Connections opened later are not in it; read it again for each measurement."""
+    import asyncpg
+
+    connection = await asyncpg.connect(dsn)
+    try:
+        rows = await connection.fetch("SELECT pid, client_port FROM pg_stat_activity WHERE client_port > 0")
+    finally:
+        await connection.close()
+    backend_of_port = {row["client_port"]: row["pid"] for row in rows}
+    inode_of_port = _socket_inodes_by_local_port()
+    backend_of_inode = {inode_of_port[port]: pid for port, pid in backend_of_port.items() if port in inode_of_port}
+    out: dict[str, list[int]] = {}
+    for name, roots in groups.items():
+        pids = [pid for root in roots for pid in (process_tree(root) if name != "this process" else [root])]
+        backends = set()
+        for pid in pids:
+            try:
+                links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+            except OSError:
+                continue
+            backends.update(backend_of_inode[link[8:-1]] for link in links
+                            if link.startswith("socket:[") and link[8:-1] in backend_of_inode)
+        out[name] = sorted(backends)
+    return out
+
+
 def postgres_pids() -> list[int]:
     """The PostgreSQL server's main process, when it runs on this machine (for the CPU census: its
     backends serve every database, so other work on the server counts there too)."""

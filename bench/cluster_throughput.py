@@ -46,7 +46,9 @@ A failed read-back prints ``READ BACK FAILED`` under the result.
 Printed per round: jobs/s of each side, the ratio exportd / peer (target
 >= 1.0x), the no-op floor and each side's ratio to it, the CPU time each
 process group used per job (the workers' main processes, which hand the tasks to the
-prefork children, also apart), and the load average.
+prefork children, also apart), PostgreSQL's part split by the process group each backend serves
+(matched by its connection's port; the rest is the server's own processes and connections of no
+group), and the load average.
 
 Run: ``.venv/bin/python bench/cluster_throughput.py [--jobs 1000] [--rounds 2] [--producers 8]``
 Needs PostgreSQL (``EXPORTD_TEST_PG_DSN``), redis-server, and psycopg 3 (``pip install -e '.[bench]'``).
@@ -72,10 +74,12 @@ from pathlib import Path
 import asyncpg
 import httpx
 import socketio
-from _harness import Groups, account, header, postgres_pids, verdict
+from _harness import Groups, account, backends_by_client, cpu_seconds, header, postgres_pids, verdict
 from cluster_scaling import DEPLOY, PG_ADMIN_DSN, admin, free_port
 
 TARGET = 1.0
+#: the process groups whose PostgreSQL backends are counted apart
+CLIENTS = ("exportd API node", "exportd workers", "peer node", "peer workers", "this process")
 TERMINAL = {"export:completed", "export:failed", "export:cancelled"}
 HERE = Path(__file__).resolve().parent
 FAULTS: list[str] = []  #: sides whose read-back found a job not completed, or (exportd) a log or delivery unsound
@@ -347,15 +351,24 @@ async def main() -> None:
                     rates["floor"].append(rate)
                     print(f"  celery no-op floor: {rate:7.1f} tasks/s   ({load()})", flush=True)
                     continue
+                backends = await backends_by_client(dsn, {name: groups.roots[name] for name in CLIENTS})
                 before = groups.read()
+                served_before = {name: cpu_seconds(pids) for name, pids in backends.items()}
                 seconds, submitted = await sides[which].run(args.jobs, args.producers)
                 after = groups.read()
+                served = {name: (cpu_seconds(pids) - served_before[name]) / args.jobs * 1000
+                          for name, pids in backends.items()}
                 rates[which].append(args.jobs / seconds)
                 cpu = ", ".join(f"{group} {(after[group] - before[group]) / args.jobs * 1000:.2f}"
                                 for group in after if after[group] > before[group])
                 print(f"  {which:<8} {args.jobs} exports in {seconds:6.2f} s = {args.jobs / seconds:7.1f} jobs/s "
                       f"(submitted in {submitted:.2f} s)   ({load()})", flush=True)
                 print(f"           CPU ms per job: {cpu}", flush=True)
+                whole = (after["postgres (whole server)"] - before["postgres (whole server)"]) / args.jobs * 1000
+                print("           of which PostgreSQL's backends serving: " + ", ".join(
+                    f"{name} {ms:.2f}" for name, ms in served.items() if ms > 0.005)
+                      + f"; the rest (other backends and the server's own processes) {whole - sum(served.values()):.2f}",
+                      flush=True)
             if rates["exportd"] and rates["peer"] and len(rates["exportd"]) == len(rates["peer"]):
                 print(f"  round {number + 1}: exportd / peer {rates['exportd'][-1] / rates['peer'][-1]:.2f}x",
                       flush=True)
