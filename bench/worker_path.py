@@ -7,7 +7,8 @@ one user, one empty project.
 
 * exportd: a ``WorkerProcess`` built in this process exactly as a prefork child
   builds it (``engine/worker.py``: the event loop on its thread, the store, the
-  runner, the LISTEN connection on ``exportd_stops``), production settings.
+  runner; not the inbox of stop signals, whose LISTEN connection is the worker
+  main process's), production settings.
   ``--jobs`` jobs are created first through the store (each with its
   ``export:queued`` row), then run one at a time with ``process.run(job_id)``,
   which is what the Celery task calls.

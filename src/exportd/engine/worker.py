@@ -7,10 +7,10 @@ them to every child, which sets its running job's stop signal at once. Each
 prefork child builds, once, after the fork: an event loop on a thread of its
 own, a store, a `JobRunner`, and the inbox of those stop signals. A task (the
 job id only) waits for ``runner.run_job`` on that loop. The store check of the
-runner stays the fallback when no stop signal comes. CPU-heavy steps run inline: the prefork pool is the process pool here,
-and each child yields the CPU to API nodes on the same machine: its main thread
-lowers its priority by ``EXPORTD_EXPORT_NICE`` before it starts any other
-thread, which inherit it.
+runner stays the fallback when no stop signal comes. CPU-heavy steps run
+inline: the prefork pool is the process pool here, and each child yields the
+CPU to API nodes on the same machine: its main thread lowers its priority by
+``EXPORTD_EXPORT_NICE`` before it starts any other thread, which inherit it.
 
 Told to stop (SIGTERM to the worker, or to each of its processes as systemd
 does), a child hands its running export back at once, as the embedded engine
