@@ -37,3 +37,25 @@ def test_a_relay_that_cannot_reach_the_database_gives_up_waiting_says_so_and_kee
     finally:
         relay.stop()
     assert not relay._thread.is_alive()
+
+
+def test_where_there_is_no_abstract_namespace_a_childs_socket_is_a_file_it_removes_when_it_closes(monkeypatch, tmp_path):
+    import asyncio
+    import os
+    import sys
+
+    from exportd.engine.stops import StopInbox
+
+    monkeypatch.setattr(sys, "platform", "darwin")
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(tmp_path))
+    token = new_token()
+    assert address(token, 7) == os.path.join(str(tmp_path), f"exportd-stops-{token}-7")
+    loop = asyncio.new_event_loop()
+    try:
+        inbox = StopInbox(token, on_records=lambda records: None, on_resync=lambda: None)
+        inbox.attach(loop)
+        assert os.path.exists(address(token, os.getpid()))
+        inbox.close()
+        assert not os.path.exists(address(token, os.getpid()))
+    finally:
+        loop.close()

@@ -7,7 +7,8 @@ for every event stored. So only a worker's main process listens on
 ``exportd_stops`` (`StopRelay`), and it hands what it hears to each of its
 children by datagram (`StopInbox`): a Unix socket in Linux's abstract
 namespace, named after a token of the worker and the child's process id, so
-there is nothing on disk to clean up and a socket goes with its process.
+there is nothing on disk to clean up and a socket goes with its process (on
+other systems, a file in the temporary folder that the child removes).
 
 Nothing here is needed for correctness. A child that misses a datagram (it was
 being forked, its queue was full) still stops its job at the runner's next
@@ -25,6 +26,8 @@ import logging
 import os
 import secrets
 import socket
+import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Sequence
 
@@ -42,9 +45,13 @@ def new_token() -> str:
     return secrets.token_hex(6)
 
 
-def address(token: str, pid: int) -> bytes:
-    """A child's socket: abstract (a leading NUL), so it is no file and dies with the process."""
-    return f"\0exportd-stops-{token}-{pid}".encode()
+def address(token: str, pid: int) -> bytes | str:
+    """A child's socket. On Linux in the abstract namespace (a leading NUL): no file, and it dies with the
+    process. Elsewhere a file in the system's temporary folder, removed when the child closes its inbox."""
+    name = f"exportd-stops-{token}-{pid}"
+    if sys.platform.startswith("linux"):
+        return f"\0{name}".encode()
+    return os.path.join(tempfile.gettempdir(), name)
 
 
 def datagrams(notes: Sequence[dict]) -> list[bytes]:
@@ -135,8 +142,9 @@ class StopInbox:
                  on_resync: Callable[[], None]) -> None:
         self._on_records = on_records
         self._on_resync = on_resync
+        self._address = address(token, os.getpid())
         self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._socket.bind(address(token, os.getpid()))
+        self._socket.bind(self._address)
         self._socket.setblocking(False)
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -149,6 +157,9 @@ class StopInbox:
         if self._loop is not None:
             self._loop.remove_reader(self._socket.fileno())
         self._socket.close()
+        if isinstance(self._address, str):
+            with contextlib.suppress(OSError):
+                os.unlink(self._address)
 
     def _read(self) -> None:
         while True:
