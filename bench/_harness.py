@@ -242,12 +242,15 @@ class Groups:
         self.roots = roots
         self.alone = ("this process", *alone)  #: groups of these processes without their children
 
+    def members(self, name: str) -> list[int]:
+        """The group's processes now: its roots, and their children unless the group stands alone."""
+        roots = self.roots[name]
+        if name in self.alone:  # "this process": its children are the other groups
+            return list(roots)
+        return [pid for root in roots for pid in process_tree(root)]
+
     def read(self) -> dict[str, float]:
-        reading = {}
-        for name, pids in self.roots.items():
-            alone = name in self.alone  # "this process": its children are the other groups
-            reading[name] = cpu_seconds(pids if alone else [pid for root in pids for pid in process_tree(root)])
-        return reading
+        return {name: cpu_seconds(self.members(name)) for name in self.roots}
 
 
 def _socket_inodes_by_local_port() -> dict[int, str]:
@@ -265,8 +268,8 @@ def _socket_inodes_by_local_port() -> dict[int, str]:
 
 
 async def backends_by_client(dsn: str, groups: dict[str, list[int]]) -> dict[str, list[int]]:
-    """PostgreSQL's backend processes serving each group of processes (roots and their children), by
-    their TCP connections: the backend's ``client_port`` in ``pg_stat_activity`` is a local port of one
+    """PostgreSQL's backend processes serving each group of processes (`groups`: name -> its processes),
+    by their TCP connections: the backend's ``client_port`` in ``pg_stat_activity`` is a local port of one
     of the group's sockets. Connections opened later are not in it; read it again for each measurement."""
     import asyncpg
 
@@ -279,8 +282,7 @@ async def backends_by_client(dsn: str, groups: dict[str, list[int]]) -> dict[str
     inode_of_port = _socket_inodes_by_local_port()
     backend_of_inode = {inode_of_port[port]: pid for port, pid in backend_of_port.items() if port in inode_of_port}
     out: dict[str, list[int]] = {}
-    for name, roots in groups.items():
-        pids = [pid for root in roots for pid in (process_tree(root) if name != "this process" else [root])]
+    for name, pids in groups.items():
         backends = set()
         for pid in pids:
             try:

@@ -351,7 +351,7 @@ async def main() -> None:
                     rates["floor"].append(rate)
                     print(f"  celery no-op floor: {rate:7.1f} tasks/s   ({load()})", flush=True)
                     continue
-                backends = await backends_by_client(dsn, {name: groups.roots[name] for name in CLIENTS})
+                backends = await backends_by_client(dsn, {name: groups.members(name) for name in CLIENTS})
                 before = groups.read()
                 served_before = {name: cpu_seconds(pids) for name, pids in backends.items()}
                 seconds, submitted = await sides[which].run(args.jobs, args.producers)

@@ -86,7 +86,7 @@ class StopRelay:
         self._socket.setblocking(False)
         self.listener = CommitListener(database_url, channel=STOPS_CHANNEL, on_records=self._heard,
                                        on_resync=self._resync, check_seconds=check_seconds)
-        self.sent = 0  #: datagrams a child received
+        self.sent = 0  #: datagrams handed to a child's socket
         self.missed = 0  #: datagrams no child took (not bound yet, gone, or its queue full)
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="exportd-stop-relay", daemon=True)
@@ -110,12 +110,11 @@ class StopRelay:
         return True
 
     def stop(self) -> None:
-        if not self._thread.is_alive():
-            return
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(self.listener.stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
+        if self._thread.is_alive():
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(self.listener.stop(), self.loop).result(10)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
         self._socket.close()
 
     def _heard(self, records: Sequence[EventRecord]) -> None:
