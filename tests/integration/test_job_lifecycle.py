@@ -355,17 +355,20 @@ async def test_a_graceful_shutdown_hands_running_exports_back_and_the_next_start
 
 
 async def test_a_long_export_that_reports_progress_keeps_its_lease(tmp_path):
-    # every item takes 50 ms and progress is written at every wake-up, for longer than a lease
-    world = await make_world(tmp_path, images=3, lease_seconds=0.3, pipeline_item_delay_seconds=0.05,
+    # every item takes 100 ms and progress is written at every wake-up, for longer than a lease; the reaper
+    # sweeps every half lease. The lease is long enough that a pause of the machine under load (a gap between
+    # two progress writes) does not outlast it, the export longer than two leases
+    lease = 1.0
+    world = await make_world(tmp_path, images=8, lease_seconds=lease, pipeline_item_delay_seconds=0.1,
                              store_check_seconds=5)  # only progress wakes the worker up
     try:
         job, _ = await world.services.start_export(world.user_id, world.project_id, ExportRequest())
-        final = await world.settled(job.id, timeout=30)
+        final = await world.settled(job.id, timeout=60)
 
         assert final.status == "completed" and final.attempt == 1  # never handed to a second attempt
         events = await world.stored_events(job.id)
         assert "export:queued" not in [e["type"] for e in events[1:]]
-        assert (final.completed_at - final.started_at).total_seconds() > 0.3
+        assert (final.completed_at - final.started_at).total_seconds() > 2 * lease
     finally:
         await world.runtime.stop()
 
