@@ -54,7 +54,14 @@ class Cli:
 
 
 async def finished(process: asyncio.subprocess.Process, timeout: float = 60) -> Result:
-    out, err = await asyncio.wait_for(process.communicate(), timeout)
+    """The command's outcome; one still running after `timeout` is killed, and the test fails with what it said."""
+    communicating = asyncio.ensure_future(process.communicate())
+    done, _ = await asyncio.wait({communicating}, timeout=timeout)
+    if not done:
+        process.kill()
+        out, err = await communicating
+        raise AssertionError(f"the command still ran after {timeout} s; it said:\n{out.decode()}\n{err.decode()}")
+    out, err = communicating.result()
     return Result(process.returncode, out.decode(), err.decode())
 
 

@@ -237,3 +237,25 @@ async def test_errors_come_back_by_name(tmp_path):
                 await anonymous.login("ada@example.com", "wrong password")
             with pytest.raises(Unauthorized):
                 await anonymous.projects()
+
+
+async def test_a_watch_cancelled_as_something_reaches_its_inbox_ends_every_time(tmp_path):
+    """The interleaving forced: an item lands in the watch's inbox and the watch is cancelled in the same step
+    of the event loop. A watch that swallowed that cancellation would go on following the held export."""
+    from exportd.client.sdk import CONNECTED
+
+    async with running(tmp_path, items=1) as app:
+        client, project_id = await _client(app, reconcile_interval=600)
+        async with client:
+            job = await client.start_export(project_id, FAST)
+            await app.items.reached(job.id, timeout=30)  # it stays processing until the test releases it
+            for _ in range(20):
+                watching = asyncio.ensure_future(_collect(client, job, timeout=60))
+                await eventually(lambda: client._inboxes.get(job.id), message="the watch to listen")
+                await asyncio.sleep(0)  # the watch is waiting on its inbox
+                for inbox in client._inboxes[job.id]:
+                    inbox.put_nowait(CONNECTED)
+                watching.cancel()
+                done, _ = await asyncio.wait({watching}, timeout=5)
+                assert done and watching.cancelled(), "the watch went on after it was cancelled"
+            app.items.release(job.id)

@@ -382,8 +382,7 @@ async def _export(credentials, project_id: str, options, out: Path, wait: bool =
                 stop = asyncio.ensure_future(interrupted.wait())
                 await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
                 stop.cancel()
-                work.cancel()  # the watch stops; a download under way deletes its temporary file
-                await asyncio.gather(work, return_exceptions=True)
+                await _stopped(work)  # the watch stops; a download under way deletes its temporary file
                 if not work.cancelled():  # it ended before the interrupt could stop it (saved, failed, …)
                     return work.result()
             waiting = asyncio.ensure_future(_cancel_after_interrupt(client, job))
@@ -395,6 +394,17 @@ async def _export(credentials, project_id: str, options, out: Path, wait: bool =
     finally:
         for number, _ in signals:
             loop.remove_signal_handler(number)
+
+
+async def _stopped(task: asyncio.Task) -> None:
+    """Cancel `task` and wait for it to end, cancelling it again for as long as it goes on.
+
+    One cancellation can be lost: on Python 3.11, ``asyncio.wait_for`` (python-socketio's connect uses it)
+    returns its result instead of raising when the task is cancelled as what it waits for completes. The
+    watch then went on, and the interrupted command waited for it for ever, its export never cancelled."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.1)
 
 
 async def _start(client, project_id: str, options, key: str, wait: bool, interrupted: asyncio.Event):

@@ -385,10 +385,12 @@ class ExportdClient:
                     for event in applied:
                         yield event
                     continue
-                try:
-                    item = await asyncio.wait_for(inbox.get(), max(0.0, next_check - time.monotonic()))
-                except TimeoutError:
-                    item = None
+                item = None
+                with contextlib.suppress(TimeoutError):
+                    # not asyncio.wait_for: on Python 3.11 it returns the item instead of raising when the
+                    # watch is cancelled as the item arrives, and the watch would go on after its caller stopped it
+                    async with asyncio.timeout(max(0.0, next_check - time.monotonic())):
+                        item = await inbox.get()
                 if isinstance(item, EventBase):
                     receipt = state.receive(item)
                     fill_now = receipt.fetch_after is not None
